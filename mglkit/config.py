@@ -1,0 +1,89 @@
+"""Configuration of each pipeline: dataclasses, read from a TOML file, overridden by flags.
+
+Looked up in order: ``--config FILE``; else ``mglkit.toml`` in the working directory (its
+``[validate]`` table); else ``[tool.mglkit.validate]`` in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class ValidationConfig:
+    min_words_prompt: int = 5
+    min_words_chosen: int = 20
+    min_words_rejected: int = 10
+    min_cyrillic: float = 0.8  # share of letters that must be Cyrillic, in every field
+    # chosen vs rejected at or above this rapidfuzz ratio (0-1, after normalisation) is a warning,
+    # unless the two differ in a number (a changed date is a legitimate minimal pair)
+    similarity_threshold: float = 0.9
+    min_pairs: int = 10  # fewer valid pairs is an error
+    recommended_pairs: int = 100  # fewer is a warning
+    language_detector: str = "signals"  # or "lingua" (extra: lang)
+    strict: bool = False  # warnings count as errors
+    fix: bool = False  # repair what is safe to repair before checking
+    validators: list[str] | None = None  # None: every registered validator
+    options: dict[str, Any] = field(default_factory=dict)  # per-plugin settings, by validator name
+
+    def min_words(self, name: str) -> int:
+        return getattr(self, f"min_words_{name}")
+
+
+def _coerce(cls, table: dict[str, Any], source: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(
+                f"{source}: unknown setting '{key}'",
+                hint="known settings: " + ", ".join(sorted(fields)),
+            )
+        values[name] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def find_table(section: str, config_file: str | os.PathLike | None = None) -> tuple[dict, str]:
+    """The ``section`` table of the config file in force, and where it came from."""
+    if config_file is not None:
+        path = Path(config_file)
+        data = _read_toml(path)
+        return data.get(section, data.get("tool", {}).get("mglkit", {}).get(section, {})), str(path)
+    local = Path("mglkit.toml")
+    if local.is_file():
+        return _read_toml(local).get(section, {}), str(local)
+    pyproject = Path("pyproject.toml")
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("mglkit", {}).get(section)
+        if table is not None:
+            return table, f"{pyproject} [tool.mglkit.{section}]"
+    return {}, "defaults"
+
+
+def load_validation_config(
+    config_file: str | os.PathLike | None = None, **overrides: Any
+) -> ValidationConfig:
+    table, source = find_table("validate", config_file)
+    config = _coerce(ValidationConfig, table, source)
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,261 @@
+"""Preference pairs: stream JSONL (plain or TRL's conversational form) with 1-based line numbers."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .errors import MglkitError, UnusableInputError
+from .findings import ERROR, WARNING, Finding
+
+TEXT_FIELDS = ("prompt", "chosen", "rejected")
+# Extra fields the bundled data uses; other unknown fields are kept, with a warning.
+KNOWN_EXTRA_FIELDS = frozenset({"id", "period", "flaw", "source", "note"})
+_BOM = b"\xef\xbb\xbf"
+_NO_FINDINGS: list = []  # shared, never mutated: RecordChecker copies before adding
+
+
+@dataclass(slots=True)
+class Pair:
+    """One preference pair. ``prompt``/``chosen``/``rejected`` are always plain text;
+    ``messages`` keeps the conversational form when the record used it."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    line: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, list[dict]] | None = None
+    # derived values shared by validators (words, plain-script screen); dropped when text changes
+    _cache: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def words(self, name: str) -> list[str]:
+        """The whitespace-separated words of a text field (computed once)."""
+        cache = self._cache if self._cache is not None else self._new_cache()
+        key = "words:" + name
+        words = cache.get(key)
+        if words is None:
+            words = cache[key] = getattr(self, name).split()
+        return words
+
+    def is_plain(self) -> bool:
+        """True when every field holds only Mongolian-alphabet letters, digits and common
+        punctuation: then no hygiene, script or Kazakh-letter rule can fire (the common case)."""
+        cache = self._cache if self._cache is not None else self._new_cache()
+        plain = cache.get("plain")
+        if plain is None:
+            from .mongolian import is_plain_text
+
+            plain = cache["plain"] = is_plain_text("\n".join((self.prompt, self.chosen, self.rejected)))
+        return plain
+
+    def _new_cache(self) -> dict[str, Any]:
+        self._cache = {}
+        return self._cache
+
+    def set_text(self, name: str, text: str) -> None:
+        setattr(self, name, text)
+        self._cache = None
+
+    def to_record(self) -> dict[str, Any]:
+        if self.messages is None:
+            record = {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+        else:
+            record = dict(self.messages)
+        record.update(self.extra)
+        return record
+
+
+@dataclass(slots=True)
+class Record:
+    """A non-blank input line: the pair it holds, or the format findings that stop it."""
+
+    line: int
+    raw: bytes
+    pair: Pair | None
+    findings: list[Finding]
+
+    def reject_entry(self, reasons: list[str]) -> dict[str, Any]:
+        if self.pair is not None:
+            return {"line": self.line, "reasons": reasons, "record": self.pair.to_record()}
+        try:
+            obj = orjson.loads(self.raw)
+            return {"line": self.line, "reasons": reasons, "record": obj}
+        except orjson.JSONDecodeError:
+            raw = base64.b64encode(self.raw).decode("ascii")
+            return {"line": self.line, "reasons": reasons, "raw": raw, "raw_encoding": "base64"}
+
+
+def display_name(source: str | os.PathLike | None) -> str:
+    return "<stdin>" if source in (None, "-") else str(source)
+
+
+def open_source(source: str | os.PathLike) -> IO[bytes]:
+    """Open a JSONL file (``-`` is standard input) for binary streaming."""
+    if str(source) == "-":
+        return sys.stdin.buffer
+    from .resources import resolve_data_path
+
+    path = resolve_data_path(str(source))
+    if path.is_dir():
+        raise UnusableInputError(f"{path}: is a directory", hint="give a .jsonl file")
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise UnusableInputError(f"{path}: no such file", hint="check the path") from None
+    except OSError as exc:
+        raise UnusableInputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines with their 1-based numbers; a BOM and CR line ends are tolerated."""
+    for number, raw in enumerate(stream, 1):
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        raw = raw.rstrip(b"\r\n")
+        if raw.strip():
+            yield number, raw
+
+
+def _bad(line: int, message: str, hint: str, field: str | None = None) -> Finding:
+    return Finding("format", ERROR, message, line=line, field=field, hint=hint)
+
+
+def _describe(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def _messages_text(
+    messages: list, name: str, line: int, findings: list[Finding], roles: tuple[str, ...] | None
+) -> str | None:
+    parts = []
+    for i, message in enumerate(messages, 1):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            findings.append(
+                _bad(line, f"message {i} of '{name}' has no string 'content'",
+                     'conversational fields are lists of {"role": ..., "content": ...}', name)
+            )
+            return None
+        if roles is None or message.get("role") in roles:
+            parts.append(message["content"])
+    return "\n".join(parts)
+
+
+def _split_implicit_prompt(obj: dict) -> None:
+    """TRL's implicit-prompt form: chosen and rejected are whole conversations sharing a prefix."""
+    chosen, rejected = obj.get("chosen"), obj.get("rejected")
+    if "prompt" in obj or not isinstance(chosen, list) or not isinstance(rejected, list):
+        return
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    if shared:
+        obj["prompt"], obj["chosen"], obj["rejected"] = chosen[:shared], chosen[shared:], rejected[shared:]
+
+
+def parse_record(line: int, raw: bytes) -> Record:
+    """Parse one JSONL line into a Record; problems become format findings, never exceptions."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            bad = raw[uexc.start : uexc.start + 1].hex()
+            finding = _bad(line, f"line is not valid UTF-8 (byte 0x{bad} at position {uexc.start})",
+                           "save the file as UTF-8")
+            return Record(line, raw, None, [finding])
+        finding = _bad(line, f"line is not valid JSON: {exc}",
+                       "each line must be one complete JSON object (JSONL)")
+        return Record(line, raw, None, [finding])
+    if not isinstance(obj, dict):
+        finding = _bad(line, f"line is {_describe(obj)}, not a JSON object",
+                       'each line must be an object like {"prompt": ..., "chosen": ..., "rejected": ...}')
+        return Record(line, raw, None, [finding])
+    return pair_from_object(obj, line, raw)
+
+
+def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
+    prompt, chosen, rejected = obj.get("prompt"), obj.get("chosen"), obj.get("rejected")
+    if (
+        type(prompt) is str and type(chosen) is str and type(rejected) is str
+        and prompt.strip() and chosen.strip() and rejected.strip()
+        and KNOWN_EXTRA_FIELDS.issuperset(obj.keys() - TEXT_FIELDS)
+    ):  # the common case, kept cheap
+        extra = {k: v for k, v in obj.items() if k not in TEXT_FIELDS} if len(obj) > 3 else {}
+        return Record(line, raw, Pair(prompt, chosen, rejected, line, extra), _NO_FINDINGS)
+    findings: list[Finding] = []
+    _split_implicit_prompt(obj)
+    texts: dict[str, str] = {}
+    messages: dict[str, list] = {}
+    for name in TEXT_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            what = "missing" if name not in obj else "null"
+            findings.append(_bad(line, f"field '{name}' is {what}",
+                                 "each record needs prompt, chosen and rejected", name))
+        elif isinstance(value, str):
+            texts[name] = value
+        elif isinstance(value, list):
+            roles = None if name == "prompt" else ("assistant",)
+            text = _messages_text(value, name, line, findings, roles)
+            if text is not None:
+                texts[name], messages[name] = text, value
+        else:
+            findings.append(_bad(line, f"field '{name}' is {_describe(value)}, expected a string "
+                                 "or a list of messages", "use a string", name))
+    for name, text in texts.items():
+        if not text.strip():
+            findings.append(_bad(line, f"field '{name}' is empty", "write the text", name))
+    if messages and len(messages) != len(texts):
+        findings.append(_bad(line, "fields mix plain strings and message lists",
+                             "use one form for prompt, chosen and rejected"))
+    extra = {k: v for k, v in obj.items() if k not in TEXT_FIELDS}
+    for name in extra:
+        if name not in KNOWN_EXTRA_FIELDS:
+            findings.append(Finding("format", WARNING, f"unknown field '{name}' (kept)", line=line,
+                                    field=name, hint="known extra fields: " + ", ".join(sorted(KNOWN_EXTRA_FIELDS))))
+    if any(f.severity == ERROR for f in findings):
+        return Record(line, raw, None, findings)
+    pair = Pair(texts["prompt"], texts["chosen"], texts["rejected"], line, extra, messages or None)
+    return Record(line, raw, pair, findings)
+
+
+def iter_records(stream: IO[bytes]) -> Iterator[Record]:
+    for line, raw in iter_lines(stream):
+        yield parse_record(line, raw)
+
+
+def looks_like_json_array(first_line: bytes) -> bool:
+    return first_line.lstrip().startswith(b"[")
+
+
+def load_pairs(source: str | os.PathLike) -> Iterator[Pair]:
+    """Stream the pairs of a JSONL file; the first bad line raises, naming file, line and field."""
+    name = display_name(source)
+    with open_source(source) as stream:
+        for record in iter_records(stream):
+            error = next((f for f in record.findings if f.severity == ERROR), None)
+            if error is not None:
+                field = f", field '{error.field}'" if error.field else ""
+                raise MglkitError(f"{name}, line {record.line}{field}: {error.message}", hint=error.hint)
+            yield record.pair
+
+
+def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
+    """Write records atomically: a temporary file in the same folder, then a rename."""
+    from .atomic import atomic_writer
+
+    with atomic_writer(path) as out:
+        for record in records:
+            out.write(orjson.dumps(record) + b"\n")

@@ -1,0 +1,29 @@
+"""Files mglkit ships: in a wheel under ``mglkit/_bundled``, in a checkout at the repository root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+DEFAULT_DATASET = "data/mgl_history_grpo.jsonl"
+
+
+def bundled_root() -> Path:
+    wheel = _PACKAGE / "_bundled"
+    return wheel if wheel.is_dir() else _PACKAGE.parent
+
+
+def bundled(relative: str) -> Path:
+    """Path of a shipped file, e.g. ``bundled("data/mgl_history_grpo.jsonl")``."""
+    return bundled_root() / relative
+
+
+def resolve_data_path(name: str) -> Path:
+    """A path that exists; else the shipped file of that name (``data/mgl_history_grpo.jsonl``
+    works from any directory), so a user's own file of the same name is never shadowed."""
+    path = Path(name)
+    if path.exists() or path.is_absolute():
+        return path
+    shipped = bundled(name)
+    return shipped if shipped.is_file() else path
