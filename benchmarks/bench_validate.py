@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +47,12 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
             rejected = re.sub(r"\d{3,4}", lambda m: str(int(m.group()) + rng.randint(1, 60)), chosen)
             if rejected == chosen:
                 rejected = " ".join(rng.sample(sentences, 2))
-            record = {"prompt": f"{rng.choice(prompts)} ({i + 1}-р асуулт)", "chosen": chosen,
-                      "rejected": rejected, "id": f"gen-{i}"}
+            record = {
+                "prompt": f"{rng.choice(prompts)} ({i + 1}-р асуулт)",
+                "chosen": chosen,
+                "rejected": rejected,
+                "id": f"gen-{i}",
+            }
             fault = rng.random()
             if fault < 0.002:
                 record["chosen"] = RUSSIAN + " " + RUSSIAN
@@ -105,14 +108,24 @@ def main() -> None:
         rows.append(("validate 200 generated pairs", f"{wall:.3f} s", "< 0.6 s"))
         for jobs in (1, 2):
             wall, rss = run([*mglkit, "validate", "--json", "--jobs", str(jobs), str(mid)], opts.repeat)
-            rows.append((f"validate {opts.pairs:,} pairs --jobs {jobs}",
-                         f"{opts.pairs / wall:,.0f} pairs/s ({wall:.2f} s, {rss:.0f} MB)", ">= 30,000 pairs/s"))
+            rows.append(
+                (
+                    f"validate {opts.pairs:,} pairs --jobs {jobs}",
+                    f"{opts.pairs / wall:,.0f} pairs/s ({wall:.2f} s, {rss:.0f} MB)",
+                    ">= 30,000 pairs/s",
+                )
+            )
         if opts.big:
             generate(big, opts.big, seed=2)
             for jobs in (1, 2):
                 wall, rss = run([*mglkit, "validate", "--json", "--jobs", str(jobs), str(big)], 1)
-                rows.append((f"validate {opts.big:,} pairs --jobs {jobs}",
-                             f"peak RSS {rss:.0f} MB ({opts.big / wall:,.0f} pairs/s)", "< 300 MB"))
+                rows.append(
+                    (
+                        f"validate {opts.big:,} pairs --jobs {jobs}",
+                        f"peak RSS {rss:.0f} MB ({opts.big / wall:,.0f} pairs/s)",
+                        "< 300 MB",
+                    )
+                )
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| measure | result | budget |\n|---|---|---|")
     for row in rows:

@@ -40,8 +40,7 @@ class _Group(click.Group):
             _Group._loaded = True
             pm = get_plugin_manager()
             for error in pm.load_errors:
-                click.echo(f"mglkit: warning: {error} (skipped; --strict-plugins makes this fatal)",
-                           err=True)
+                click.echo(f"mglkit: warning: {error} (skipped; --strict-plugins makes this fatal)", err=True)
             pm.hook.register_commands(cli=self)
 
     def list_commands(self, ctx):
@@ -54,8 +53,14 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Show mglkit's version and the key libraries' versions.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show mglkit's version and the key libraries' versions.",
+)
 @click.option("--strict-plugins", is_flag=True, help="A plugin that fails to load is fatal.")
 def cli(strict_plugins: bool) -> None:
     """mglkit: preference fine-tuning of language models on Mongolian history.
@@ -70,39 +75,66 @@ def cli(strict_plugins: bool) -> None:
 @click.argument("files", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
 @click.option("--out-clean", type=click.Path(dir_okay=False), help="Write records without errors here.")
-@click.option("--out-rejects", type=click.Path(dir_okay=False),
-              help='Write records with errors here: {"line", "reasons", "record"|"raw"}.')
-@click.option("--fix", is_flag=True, default=None,
-              help="Repair invisible characters, Latin look-alikes, NFC and whitespace first.")
+@click.option(
+    "--out-rejects",
+    type=click.Path(dir_okay=False),
+    help='Write records with errors here: {"line", "reasons", "record"|"raw"}.',
+)
+@click.option(
+    "--fix",
+    is_flag=True,
+    default=None,
+    help="Repair invisible characters, Latin look-alikes, NFC and whitespace first.",
+)
 @click.option("--strict", is_flag=True, default=None, help="Treat warnings as errors.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
-              help="Worker processes for per-record checks.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML config ([validate] table); default: mglkit.toml or [tool.mglkit.validate].")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Worker processes for per-record checks.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config ([validate] table); default: mglkit.toml or [tool.mglkit.validate].",
+)
 @click.option("--min-words-prompt", type=click.IntRange(0), help="Default 5.")
 @click.option("--min-words-chosen", type=click.IntRange(0), help="Default 20.")
 @click.option("--min-words-rejected", type=click.IntRange(0), help="Default 10.")
 @click.option("--min-cyrillic", type=click.FloatRange(0, 1), help="Share of letters; default 0.8.")
-@click.option("--similarity-threshold", type=click.FloatRange(0, 1),
-              help="Near-identical chosen/rejected warning at or above this; default 0.9.")
+@click.option(
+    "--similarity-threshold",
+    type=click.FloatRange(0, 1),
+    help="Near-identical chosen/rejected warning at or above this; default 0.9.",
+)
 @click.option("--min-pairs", type=click.IntRange(0), help="Fewer valid pairs is an error; default 10.")
 @click.option("--recommended-pairs", type=click.IntRange(0), help="Fewer is a warning; default 100.")
-@click.option("--language-detector", type=click.Choice(["signals", "lingua"]),
-              help="signals (default, fast, explainable) or lingua (extra: lang).")
+@click.option(
+    "--language-detector",
+    type=click.Choice(["signals", "lingua"]),
+    help="signals (default, fast, explainable) or lingua (extra: lang).",
+)
 @click.option("--validators", help="Comma-separated validator names to run (default: all).")
-def validate(files, as_json, out_clean, out_rejects, fix, strict, jobs, config_file, validators,
-             **thresholds) -> None:
+def validate(
+    files, as_json, out_clean, out_rejects, fix, strict, jobs, config_file, validators, **thresholds
+) -> None:
     """Check preference-pair JSONL files (- reads standard input).
 
     Exit status: 0 no errors, 1 errors, 2 unusable input.
     """
     from .config import load_validation_config
+    from .pairs import display_name
     from .validation import validate_file, worst_verdict
 
     if (out_clean or out_rejects) and len(files) > 1:
         raise click.UsageError("--out-clean/--out-rejects take one FILE at a time")
     config = load_validation_config(
-        config_file, fix=fix, strict=strict,
+        config_file,
+        fix=fix,
+        strict=strict,
         validators=[v.strip() for v in validators.split(",") if v.strip()] if validators else None,
         **thresholds,
     )
@@ -118,7 +150,7 @@ def validate(files, as_json, out_clean, out_rejects, fix, strict, jobs, config_f
         for i, file in enumerate(files):
             if i:
                 stream.write(b",\n")
-            writer = JsonFindingsWriter(stream, file)
+            writer = JsonFindingsWriter(stream, display_name(file))
             report = validate_file(file, config, sink=writer, keep_findings=False, jobs=jobs, **outputs)
             writer.close(report)
             reports.append(report)

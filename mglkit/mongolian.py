@@ -43,7 +43,8 @@ MONGOLIAN_WORDS = _variants(
 RUSSIAN_WORDS = _variants(
     "и в во на что не это был была были было его её она они он также для году года лет после "
     "время этом этот эта как по с со к ко от из за же бы но или уже очень конечно важно потому "
-    "тоже который которая которые когда где есть только можно нужно всё все"
+    "тоже который которая которые когда где есть только можно нужно всё все поэтому тогда потом "
+    "вообще вообще-то короче каждый каждая люди просто сейчас здесь мы вы я ты год годы"
 )
 
 
@@ -107,8 +108,7 @@ def detect_language(text: str, words: list[str] | None = None, plain: bool | Non
         words = text.split()
     russian = RUSSIAN_WORDS.intersection(words)
     if russian:  # only then is it worth looking for Russian noun endings
-        russian = russian.union(
-            w for w in words if w.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES))
+        russian = russian.union(w for w in words if w.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES))
     has_mn_letters = _MONGOLIAN_LETTERS.search(text) is not None
     if len(russian) >= 2:
         if not has_mn_letters and not MONGOLIAN_WORDS.intersection(words):
@@ -149,8 +149,7 @@ DETECTORS = {"signals": detect_language, "lingua": detect_language_lingua}
 
 # Zero-width and bidi marks, soft hyphen, BOM inside text, C0/C1 controls except tab and newlines.
 _INVISIBLE = re.compile(
-    "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+    "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 )
 _HOMOGLYPHS = {
     "a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у",
@@ -159,11 +158,13 @@ _HOMOGLYPHS = {
 }  # fmt: skip
 _HOMOGLYPH_TABLE = str.maketrans(_HOMOGLYPHS)
 # A word mixing Cyrillic and Latin letters.
-_MIXED_WORD = re.compile(
-    r"\b(?=\w*[\u0400-\u04ff])(?=\w*[A-Za-z])\w+\b"
+_MIXED_WORD = re.compile(r"\b(?=\w*[\u0400-\u04ff])(?=\w*[A-Za-z])\w+\b")
+_MOJIBAKE = re.compile(
+    r"[ÐÑ][\u0080-\u00ff\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u02c6\u02dc]|Ã[\u0080-\u00bf]|â€"
 )
-_MOJIBAKE = re.compile(r"[ÐÑ][\u0080-\u00ff\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u02c6\u02dc]|Ã[\u0080-\u00bf]|â€")
-_MULTISPACE = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
+_MULTISPACE = re.compile(
+    r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]"
+)
 
 
 def invisible_chars(text: str) -> list[str]:

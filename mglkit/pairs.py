@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -142,8 +141,12 @@ def _messages_text(
     for i, message in enumerate(messages, 1):
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
             findings.append(
-                _bad(line, f"message {i} of '{name}' has no string 'content'",
-                     'conversational fields are lists of {"role": ..., "content": ...}', name)
+                _bad(
+                    line,
+                    f"message {i} of '{name}' has no string 'content'",
+                    'conversational fields are lists of {"role": ..., "content": ...}',
+                    name,
+                )
             )
             return None
         if roles is None or message.get("role") in roles:
@@ -172,15 +175,22 @@ def parse_record(line: int, raw: bytes) -> Record:
             raw.decode("utf-8")
         except UnicodeDecodeError as uexc:
             bad = raw[uexc.start : uexc.start + 1].hex()
-            finding = _bad(line, f"line is not valid UTF-8 (byte 0x{bad} at position {uexc.start})",
-                           "save the file as UTF-8")
+            finding = _bad(
+                line,
+                f"line is not valid UTF-8 (byte 0x{bad} at position {uexc.start})",
+                "save the file as UTF-8",
+            )
             return Record(line, raw, None, [finding])
-        finding = _bad(line, f"line is not valid JSON: {exc}",
-                       "each line must be one complete JSON object (JSONL)")
+        finding = _bad(
+            line, f"line is not valid JSON: {exc}", "each line must be one complete JSON object (JSONL)"
+        )
         return Record(line, raw, None, [finding])
     if not isinstance(obj, dict):
-        finding = _bad(line, f"line is {_describe(obj)}, not a JSON object",
-                       'each line must be an object like {"prompt": ..., "chosen": ..., "rejected": ...}')
+        finding = _bad(
+            line,
+            f"line is {_describe(obj)}, not a JSON object",
+            'each line must be an object like {"prompt": ..., "chosen": ..., "rejected": ...}',
+        )
         return Record(line, raw, None, [finding])
     return pair_from_object(obj, line, raw)
 
@@ -188,8 +198,12 @@ def parse_record(line: int, raw: bytes) -> Record:
 def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
     prompt, chosen, rejected = obj.get("prompt"), obj.get("chosen"), obj.get("rejected")
     if (
-        type(prompt) is str and type(chosen) is str and type(rejected) is str
-        and prompt.strip() and chosen.strip() and rejected.strip()
+        type(prompt) is str
+        and type(chosen) is str
+        and type(rejected) is str
+        and prompt.strip()
+        and chosen.strip()
+        and rejected.strip()
         and KNOWN_EXTRA_FIELDS.issuperset(obj.keys() - TEXT_FIELDS)
     ):  # the common case, kept cheap
         extra = {k: v for k, v in obj.items() if k not in TEXT_FIELDS} if len(obj) > 3 else {}
@@ -202,8 +216,9 @@ def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
         value = obj.get(name)
         if value is None:
             what = "missing" if name not in obj else "null"
-            findings.append(_bad(line, f"field '{name}' is {what}",
-                                 "each record needs prompt, chosen and rejected", name))
+            findings.append(
+                _bad(line, f"field '{name}' is {what}", "each record needs prompt, chosen and rejected", name)
+            )
         elif isinstance(value, str):
             texts[name] = value
         elif isinstance(value, list):
@@ -212,19 +227,38 @@ def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
             if text is not None:
                 texts[name], messages[name] = text, value
         else:
-            findings.append(_bad(line, f"field '{name}' is {_describe(value)}, expected a string "
-                                 "or a list of messages", "use a string", name))
+            findings.append(
+                _bad(
+                    line,
+                    f"field '{name}' is {_describe(value)}, expected a string or a list of messages",
+                    "use a string",
+                    name,
+                )
+            )
     for name, text in texts.items():
         if not text.strip():
             findings.append(_bad(line, f"field '{name}' is empty", "write the text", name))
     if messages and len(messages) != len(texts):
-        findings.append(_bad(line, "fields mix plain strings and message lists",
-                             "use one form for prompt, chosen and rejected"))
+        findings.append(
+            _bad(
+                line,
+                "fields mix plain strings and message lists",
+                "use one form for prompt, chosen and rejected",
+            )
+        )
     extra = {k: v for k, v in obj.items() if k not in TEXT_FIELDS}
     for name in extra:
         if name not in KNOWN_EXTRA_FIELDS:
-            findings.append(Finding("format", WARNING, f"unknown field '{name}' (kept)", line=line,
-                                    field=name, hint="known extra fields: " + ", ".join(sorted(KNOWN_EXTRA_FIELDS))))
+            findings.append(
+                Finding(
+                    "format",
+                    WARNING,
+                    f"unknown field '{name}' (kept)",
+                    line=line,
+                    field=name,
+                    hint="known extra fields: " + ", ".join(sorted(KNOWN_EXTRA_FIELDS)),
+                )
+            )
     if any(f.severity == ERROR for f in findings):
         return Record(line, raw, None, findings)
     pair = Pair(texts["prompt"], texts["chosen"], texts["rejected"], line, extra, messages or None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -88,12 +88,12 @@ class PluginManager(pluggy.PluginManager):
         dist = self.distributions.get(plugin_name)
         return dist.version if dist else None
 
-    def collect(self, hook_name: str, **kwargs: Any) -> dict[str, Registered]:
+    def collect(self, hook_name: str) -> dict[str, Registered]:
         """Call a registration hook plugin by plugin; a name registered twice is an error."""
         kind = REGISTRATION_HOOKS[hook_name]
         found: dict[str, Registered] = {}
-        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):
-            for name, obj in _call_register(impl.function, **kwargs):
+        for impl in getattr(self.hook, hook_name).get_hookimpls():  # in registration order
+            for name, obj in _call_register(impl.function):
                 if name in found:
                     raise PluginError(
                         f"{kind} '{name}' is registered by two plugins: "
@@ -112,7 +112,7 @@ class PluginManager(pluggy.PluginManager):
                 registered.setdefault(item.plugin, {}).setdefault(kind, []).append(item.name)
         rows = []
         for name, plugin in sorted(self.list_name_plugin(), key=lambda np: np[0]):
-            hooks = sorted(impl.name for impl in _hookcallers_of(self, plugin))
+            hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
             dist = self.distributions.get(name)
             rows.append(
                 {
@@ -127,17 +127,13 @@ class PluginManager(pluggy.PluginManager):
         return rows
 
 
-def _hookcallers_of(pm: pluggy.PluginManager, plugin: object) -> list:
-    return pm.get_hookcallers(plugin) or []
-
-
-def _call_register(function: Callable, **kwargs: Any) -> list[tuple[str, Any]]:
+def _call_register(function: Callable) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
 
     def register(obj: Any, name: str | None = None) -> None:
         items.append((name or obj.name, obj))
 
-    function(register=register, **kwargs)
+    function(register=register)
     return items
 
 

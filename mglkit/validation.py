@@ -58,10 +58,25 @@ class Validator:
     def finish(self, stats: Stats) -> Iterable[Finding]:
         return ()
 
-    def finding(self, pair: Pair | None, field: str | None, severity: str, message: str,
-                hint: str | None = None, snippet: str | None = None, rule: str | None = None) -> Finding:
-        return Finding(rule or self.name, severity, message, line=pair.line if pair else None,
-                       field=field, hint=hint, snippet=snippet)
+    def finding(
+        self,
+        pair: Pair | None,
+        field: str | None,
+        severity: str,
+        message: str,
+        hint: str | None = None,
+        snippet: str | None = None,
+        rule: str | None = None,
+    ) -> Finding:
+        return Finding(
+            rule or self.name,
+            severity,
+            message,
+            line=pair.line if pair else None,
+            field=field,
+            hint=hint,
+            snippet=snippet,
+        )
 
 
 @dataclass
@@ -123,8 +138,9 @@ def validator_classes(pm=None, names: list[str] | None = None) -> list[type[Vali
         return [item.obj for item in registered.values()]
     unknown = [n for n in names if n not in registered]
     if unknown:
-        raise ConfigError(f"unknown validator '{unknown[0]}'",
-                          hint="installed: " + ", ".join(sorted(registered)))
+        raise ConfigError(
+            f"unknown validator '{unknown[0]}'", hint="installed: " + ", ".join(sorted(registered))
+        )
     return [registered[n].obj for n in names]
 
 
@@ -272,8 +288,10 @@ def _refuse_overwriting_input(out: str, inputs: list[str]) -> None:
         except OSError:
             same = False
         if same or target.resolve() == Path(source).resolve():
-            raise ConfigError(f"refusing to overwrite the input file {source} with {out}",
-                              hint="write clean/rejects output to another path")
+            raise ConfigError(
+                f"refusing to overwrite the input file {source} with {out}",
+                hint="write clean/rejects output to another path",
+            )
 
 
 class _Tally:
@@ -334,11 +352,23 @@ def validate_stream(
     tally = _Tally(file, sink, keep_findings)
     first = next(lines, None)
     if first is None:
-        return _unusable(tally, "no records: the file is empty",
-                         "expected JSONL: one {\"prompt\", \"chosen\", \"rejected\"} object per line")
+        return _unusable(
+            tally,
+            "no records: the file is empty",
+            'expected JSONL: one {"prompt", "chosen", "rejected"} object per line',
+        )
+    if first[1].startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _unusable(
+            tally,
+            "the file is UTF-16, not UTF-8",
+            "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl",
+        )
     if looks_like_json_array(first[1]):
-        return _unusable(tally, "the file is a JSON array, not JSONL",
-                         "write one JSON object per line, e.g. jq -c '.[]' in.json > out.jsonl")
+        return _unusable(
+            tally,
+            "the file is a JSON array, not JSONL",
+            "write one JSON object per line, e.g. jq -c '.[]' in.json > out.jsonl",
+        )
     outputs = _Outputs(out_clean, out_rejects, list(inputs), config.fix)
     objects = 0
     try:
@@ -360,8 +390,13 @@ def validate_stream(
             outputs.write(record, errors)
         if objects == 0:
             outputs.close(UnusableInputError("no records"))
-            return _unusable(tally, "no usable records: no line is a JSON object",
-                             "expected JSONL in UTF-8: one JSON object per line")
+            if not _is_utf8(first[1]):
+                return _unusable(tally, "the file is not UTF-8", "re-save it as UTF-8")
+            return _unusable(
+                tally,
+                "no usable records: no line is a JSON object with a pair",
+                'expected JSONL: one {"prompt", "chosen", "rejected"} object per line',
+            )
         for validator in dataset_wide:
             for finding in validator.finish(tally.stats):
                 if config.strict and finding.severity == WARNING:
@@ -372,6 +407,14 @@ def validate_stream(
         raise
     outputs.close()
     return tally.report()
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _chain(first, rest):

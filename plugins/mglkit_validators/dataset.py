@@ -29,11 +29,25 @@ class Duplicates(Validator):
         first_line = first >> _LINE_SHIFT
         seen = first_line if whole == first & (2**64 - 1) else self.pairs.get(whole)
         if seen is not None:
-            return [self.finding(pair, None, ERROR, f"duplicate of the pair on line {seen}",
-                                 hint="remove the repeated pair")]
+            return [
+                self.finding(
+                    pair,
+                    None,
+                    ERROR,
+                    f"duplicate of the pair on line {seen}",
+                    hint="remove the repeated pair",
+                )
+            ]
         self.pairs[whole] = pair.line
-        return [self.finding(pair, "prompt", WARNING, f"same prompt as line {first_line}",
-                             hint="fine for several answers to one question; otherwise remove it")]
+        return [
+            self.finding(
+                pair,
+                "prompt",
+                WARNING,
+                f"same prompt as line {first_line}",
+                hint="fine for several answers to one question; otherwise remove it",
+            )
+        ]
 
 
 class Size(Validator):
@@ -44,9 +58,23 @@ class Size(Validator):
     def finish(self, stats):
         valid, low, good = stats.valid, self.config.min_pairs, self.config.recommended_pairs
         if valid < low:
-            return [self.finding(None, None, ERROR, f"{valid} valid pairs, at least {low} needed",
-                                 hint="add pairs or fix the rejected ones")]
+            return [
+                self.finding(
+                    None,
+                    None,
+                    ERROR,
+                    f"{valid} valid pairs, at least {low} needed",
+                    hint="add pairs or fix the rejected ones",
+                )
+            ]
         if valid < good:
-            return [self.finding(None, None, WARNING, f"{valid} valid pairs, {good}+ recommended",
-                                 hint="more pairs give more reliable preference learning")]
+            return [
+                self.finding(
+                    None,
+                    None,
+                    WARNING,
+                    f"{valid} valid pairs, {good}+ recommended",
+                    hint="more pairs give more reliable preference learning",
+                )
+            ]
         return ()

@@ -49,9 +49,16 @@ class Length(Validator):
         for field in TEXT_FIELDS:
             words, need = len(pair.words(field)), self.config.min_words(field)
             if words < need:
-                found.append(self.finding(pair, field, ERROR, f"{words} words, at least {need} needed",
-                                          hint=f"write a fuller {field}",
-                                          snippet=snippet(getattr(pair, field))))
+                found.append(
+                    self.finding(
+                        pair,
+                        field,
+                        ERROR,
+                        f"{words} words, at least {need} needed",
+                        hint=f"write a fuller {field}",
+                        snippet=snippet(getattr(pair, field)),
+                    )
+                )
         return found
 
 
@@ -69,17 +76,27 @@ class Cyrillic(Validator):
                 continue
             share = cyrillic_share(text)
             if share < need:
-                found.append(self.finding(
-                    pair, field, ERROR, f"{share:.0%} of letters are Cyrillic, at least {need:.0%} needed",
-                    hint="write Mongolian in Cyrillic (Ө ө Ү ү included)", snippet=snippet(text)))
+                found.append(
+                    self.finding(
+                        pair,
+                        field,
+                        ERROR,
+                        f"{share:.0%} of letters are Cyrillic, at least {need:.0%} needed",
+                        hint="write Mongolian in Cyrillic (Ө ө Ү ү included)",
+                        snippet=snippet(text),
+                    )
+                )
         return found
 
 
 class Language(Validator):
     name = "language"
     description = "Mongolian, not Russian or Kazakh"
-    _verdicts = {"ru": "Russian, not Mongolian", "kk": "Kazakh, not Mongolian",
-                 "mixed-ru": "Mongolian mixed with Russian"}
+    _verdicts = {
+        "ru": "Russian, not Mongolian",
+        "kk": "Kazakh, not Mongolian",
+        "mixed-ru": "Mongolian mixed with Russian",
+    }
 
     def __init__(self, config):
         super().__init__(config)
@@ -96,8 +113,11 @@ class Language(Validator):
             severity = learned_severity(field)
             message = self._verdicts.get(verdict.lang, f"language looks like '{verdict.lang}'")
             hint = "answer in Mongolian" if severity == ERROR else "fine for a deliberately bad answer"
-            found.append(self.finding(pair, field, severity, f"{message} ({verdict.signal})",
-                                      hint=hint, snippet=snippet(text)))
+            found.append(
+                self.finding(
+                    pair, field, severity, f"{message} ({verdict.signal})", hint=hint, snippet=snippet(text)
+                )
+            )
         return found
 
 
@@ -113,25 +133,50 @@ class Hygiene(Validator):
             text = getattr(pair, field)
             severity = learned_severity(field)
             if chars := invisible_chars(text):
-                found.append(self.finding(
-                    pair, field, severity,
-                    f"{len(chars)} invisible or control character(s): {describe_chars(chars)}",
-                    hint="remove them (mglkit validate --fix does)", snippet=snippet(text)))
+                found.append(
+                    self.finding(
+                        pair,
+                        field,
+                        severity,
+                        f"{len(chars)} invisible or control character(s): {describe_chars(chars)}",
+                        hint="remove them (mglkit validate --fix does)",
+                        snippet=snippet(text),
+                    )
+                )
             if words := mixed_script_words(text):
-                found.append(self.finding(
-                    pair, field, severity,
-                    f"Latin letters inside Cyrillic words: {', '.join(dict.fromkeys(words[:5]))}",
-                    hint="use Cyrillic letters (mglkit validate --fix replaces look-alikes)",
-                    snippet=snippet(text)))
+                found.append(
+                    self.finding(
+                        pair,
+                        field,
+                        severity,
+                        f"Latin letters inside Cyrillic words: {', '.join(dict.fromkeys(words[:5]))}",
+                        hint="use Cyrillic letters (mglkit validate --fix replaces look-alikes)",
+                        snippet=snippet(text),
+                    )
+                )
             if bits := mojibake(text):
                 guess = guess_unmojibake(text)
                 was = f"; probably meant «{snippet(guess)}»" if guess else ""
-                found.append(self.finding(
-                    pair, field, ERROR, f"mojibake (UTF-8 decoded twice): {' '.join(bits[:4])}{was}",
-                    hint="re-read the source as UTF-8, or repair it with ftfy", snippet=snippet(text)))
+                found.append(
+                    self.finding(
+                        pair,
+                        field,
+                        ERROR,
+                        f"mojibake (UTF-8 decoded twice): {' '.join(bits[:4])}{was}",
+                        hint="re-read the source as UTF-8, or repair it with ftfy",
+                        snippet=snippet(text),
+                    )
+                )
             if not unicodedata.is_normalized("NFC", text):
-                found.append(self.finding(pair, field, severity, "text is not in Unicode NFC form",
-                                          hint="normalise to NFC (mglkit validate --fix does)"))
+                found.append(
+                    self.finding(
+                        pair,
+                        field,
+                        severity,
+                        "text is not in Unicode NFC form",
+                        hint="normalise to NFC (mglkit validate --fix does)",
+                    )
+                )
         return found
 
 
@@ -145,14 +190,24 @@ class Differentiation(Validator):
         if numbers(pair.chosen) != numbers(pair.rejected):
             return ()
         cutoff = self.config.similarity_threshold
-        if Indel.normalized_similarity(pair.chosen, pair.rejected, processor=default_process,
-                                       score_cutoff=min(cutoff, 0.99)) == 0:
+        if (
+            Indel.normalized_similarity(
+                pair.chosen, pair.rejected, processor=default_process, score_cutoff=min(cutoff, 0.99)
+            )
+            == 0
+        ):
             return ()
         chosen, rejected = normalize_for_compare(pair.chosen), normalize_for_compare(pair.rejected)
         if chosen == rejected:
-            return [self.finding(pair, "rejected", ERROR,
-                                 "chosen and rejected are identical (ignoring case, spaces, punctuation)",
-                                 hint="a preference pair needs a worse rejected answer")]
+            return [
+                self.finding(
+                    pair,
+                    "rejected",
+                    ERROR,
+                    "chosen and rejected are identical (ignoring case, spaces, punctuation)",
+                    hint="a preference pair needs a worse rejected answer",
+                )
+            ]
         similarity = Indel.normalized_similarity(chosen, rejected)
         if similarity < cutoff:
             return ()
@@ -160,9 +215,14 @@ class Differentiation(Validator):
         in_a, in_b = set(a), set(b)
         only_a = [w for w in a if w not in in_b][:4]
         only_b = [w for w in b if w not in in_a][:4]
-        return [self.finding(
-            pair, "rejected", WARNING,
-            f"chosen and rejected are {similarity:.0%} similar; they differ in: "
-            f"{' '.join(only_a) or '—'} / {' '.join(only_b) or '—'}",
-            hint=f"near-identical pairs teach little (similarity_threshold {cutoff:.2f}); "
-            "a changed number is fine")]
+        return [
+            self.finding(
+                pair,
+                "rejected",
+                WARNING,
+                f"chosen and rejected are {similarity:.0%} similar; they differ in: "
+                f"{' '.join(only_a) or '—'} / {' '.join(only_b) or '—'}",
+                hint=f"near-identical pairs teach little (similarity_threshold {cutoff:.2f}); "
+                "a changed number is fine",
+            )
+        ]
