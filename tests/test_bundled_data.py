@@ -1,0 +1,126 @@
+"""The bundled data: schema, counts, validation, balance, coverage, no leakage, card in sync."""
+
+import importlib.util
+import json
+from collections import Counter
+
+import pytest
+from conftest import BUILTIN_VALIDATORS, ROOT
+
+import mglkit
+from mglkit.history import DEGRADATIONS, FLAWS, PERIODS
+from mglkit.mongolian import cyrillic_share
+from mglkit.overlap import leaks
+
+TRAIN = ROOT / "data" / "mgl_history_grpo.jsonl"
+SUITE = ROOT / "benchmarks"
+
+
+def read(path):
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {
+        "train": read(TRAIN),
+        "pairs": read(SUITE / "pairs.jsonl"),
+        "facts": read(SUITE / "facts.jsonl"),
+        "fluency": read(SUITE / "fluency.jsonl"),
+    }
+
+
+def words(text):
+    return len(text.split())
+
+
+@pytest.mark.parametrize(("name", "minimum"), [("train", 200), ("pairs", 48)])
+def test_pair_files_schema(data, name, minimum):
+    records = data[name]
+    assert len(records) >= minimum
+    for r in records:
+        assert set(r) == {"id", "period", "flaw", "prompt", "chosen", "rejected"}, r["id"]
+        assert r["period"] in PERIODS and r["flaw"] in FLAWS, r["id"]
+        assert words(r["prompt"]) >= 5 and 25 <= words(r["chosen"]) <= 80 and words(r["rejected"]) >= 10, r["id"]
+    assert Counter(r["flaw"] for r in records).keys() == FLAWS.keys()
+
+
+def test_facts_schema_and_balance(data):
+    facts = data["facts"]
+    assert len(facts) >= 150
+    for f in facts:
+        assert set(f) == {"id", "period", "question", "choices", "answer", "aliases", "note"}, f["id"]
+        assert f["period"] in PERIODS and len(f["choices"]) == 4 and f["answer"] in range(4), f["id"]
+        assert len(set(f["choices"])) == 4 and f["aliases"] and cyrillic_share(f["note"]) < 0.2, f["id"]
+        right = f["choices"][f["answer"]].lower()
+        assert any(a.lower() in right or right in a.lower() for a in f["aliases"]), f["id"]
+        assert all(cyrillic_share(c) >= 0.8 or c.isdigit() for c in f["choices"]), f["id"]
+    positions = Counter(f["answer"] for f in facts)
+    assert max(positions.values()) - min(positions.values()) <= 1, positions
+
+
+def test_fluency_schema(data):
+    fluent = {r["id"]: r for r in data["fluency"] if "degraded" not in r}
+    degraded = [r for r in data["fluency"] if "degraded" in r]
+    assert len(fluent) >= 30 and len(degraded) >= 15
+    for r in fluent.values():
+        assert set(r) == {"id", "period", "text"} and 40 <= words(r["text"]) <= 120, r["id"]
+        assert r["period"] in PERIODS and cyrillic_share(r["text"]) == 1.0, r["id"]
+    for r in degraded:
+        assert set(r) == {"id", "period", "text", "degraded", "source_id"}, r["id"]
+        assert r["degraded"] in DEGRADATIONS and r["source_id"] in fluent, r["id"]
+        assert fluent[r["source_id"]]["period"] == r["period"]
+    kinds = Counter(r["degraded"] for r in degraded)
+    assert kinds.keys() == set(DEGRADATIONS) and min(kinds.values()) >= 3
+
+
+def test_ids_and_questions_are_unique(data):
+    ids = [r["id"] for records in data.values() for r in records]
+    assert len(ids) == len(set(ids))
+    for name, key in (("train", "prompt"), ("pairs", "prompt"), ("facts", "question")):
+        texts = [r[key].lower() for r in data[name]]
+        assert len(texts) == len(set(texts)), name
+
+
+def test_every_period_in_every_file(data):
+    for name, records in data.items():
+        assert {r["period"] for r in records} == set(PERIODS), name
+
+
+@pytest.mark.parametrize("name", ["train", "pairs"])
+def test_pair_files_pass_validate(data, name):
+    path = TRAIN if name == "train" else SUITE / "pairs.jsonl"
+    config = mglkit.ValidationConfig(validators=BUILTIN_VALIDATORS.split(","))
+    report = mglkit.validate(path, config)
+    assert report.stats.errors == 0, [f.message for f in report.findings if f.severity == "error"]
+    flaws = {i + 1: r["flaw"] for i, r in enumerate(data[name])}
+    for f in report.findings:
+        intended = (f.rule == "size" and name == "pairs") or (
+            f.rule == "language" and f.field == "rejected" and flaws[f.line] == "russian-mix"
+        )
+        assert intended, f
+
+
+def test_no_benchmark_item_leaks_from_training(data):
+    training = [(r["id"], r[k]) for r in data["train"] for k in ("prompt", "chosen")]
+    suite = [(r["id"], r[k]) for r in data["pairs"] for k in ("prompt", "chosen")]
+    suite += [(r["id"], r["question"]) for r in data["facts"]]
+    suite += [(r["id"], r["text"]) for r in data["fluency"] if "degraded" not in r]
+    assert leaks(suite, training) == []
+    train_prompts = {r["prompt"].lower() for r in data["train"]}
+    assert not train_prompts & {r["prompt"].lower() for r in data["pairs"]}
+
+
+def test_leak_measure_catches_a_paraphrase(data):
+    chosen = data["train"][0]["chosen"]
+    paraphrase = chosen.replace(".", ",", 1)
+    assert leaks([("x", paraphrase)], [("t", chosen)])
+
+
+def test_data_card_tables_match_the_files():
+    spec = importlib.util.spec_from_file_location("update_card", ROOT / "data" / "update_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    card = (ROOT / "data" / "DATA.md").read_text(encoding="utf-8")
+    assert module.card_with_tables(card) == card, "run: python data/update_card.py"
