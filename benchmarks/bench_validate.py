@@ -82,7 +82,9 @@ def run(args: list[str], repeat: int) -> tuple[float, float]:
             "w = time.perf_counter() - t;"
             "print(w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
         )
-        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        # built-in validators only: an installed plugin must not change the figures
+        env = {**os.environ, "MGLKIT_LOAD_PLUGINS": "validators"}
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
         wall, rss = map(float, out.stdout.split())
         best, peak = min(best, wall), max(peak, rss)
     return best, peak

@@ -1,6 +1,6 @@
 """Rewrites the count tables of data/DATA.md from the bundled files (a test keeps them in sync).
 
-    python data/update_card.py
+python data/update_card.py
 """
 
 import json
@@ -45,7 +45,8 @@ def tables() -> str:
     flaws = {name: Counter(r["flaw"] for r in data[name]) for name in ("train pairs", "held-out pairs")}
     lines += ["", "| flaw of `rejected` | meaning | train pairs | held-out pairs |", "|---|---|---:|---:|"]
     for flaw, meaning in FLAWS.items():
-        lines.append(f"| `{flaw}` | {meaning} | {flaws['train pairs'][flaw]} | {flaws['held-out pairs'][flaw]} |")
+        train, held_out = flaws["train pairs"][flaw], flaws["held-out pairs"][flaw]
+        lines.append(f"| `{flaw}` | {meaning} | {train} | {held_out} |")
     kinds = Counter(r["degraded"] for r in degraded)
     lines += ["", "| degradation | passages |", "|---|---:|"]
     lines += [f"| `{kind}` | {n} |" for kind, n in sorted(kinds.items())]

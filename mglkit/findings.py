@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
@@ -20,7 +20,10 @@ class Finding:
     file: str | None = None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        if data["snippet"] is None:
-            del data["snippet"]
+        data = {
+            "rule": self.rule, "severity": self.severity, "message": self.message, "line": self.line,
+            "field": self.field, "hint": self.hint, "file": self.file,
+        }  # fmt: skip
+        if self.snippet is not None:
+            data["snippet"] = self.snippet
         return data

@@ -94,11 +94,13 @@ def _quoted(words) -> str:
     return ", ".join(f"«{w}»" for w in bare[:5])
 
 
-def detect_language(text: str, words: list[str] | None = None, plain: bool | None = None) -> LanguageVerdict:
-    """Explainable signals: Kazakh-only letters, ө/ү, and frequent words of each language.
+def foreign_language(
+    text: str, words: list[str] | None = None, plain: bool | None = None
+) -> LanguageVerdict | None:
+    """The verdict when the text is Russian, Kazakh or Mongolian mixed with Russian; else None.
 
     ``words`` (``text.split()``) and ``plain`` (``is_plain_text(text)``) may be passed when the
-    caller already has them: this runs on every field of every pair.
+    caller has them: validators run this on every field of every pair.
     """
     if not (plain if plain is not None else is_plain_text(text)):
         kazakh = _KAZAKH_LETTERS.findall(text)
@@ -107,14 +109,25 @@ def detect_language(text: str, words: list[str] | None = None, plain: bool | Non
     if words is None:
         words = text.split()
     russian = RUSSIAN_WORDS.intersection(words)
-    if russian:  # only then is it worth looking for Russian noun endings
-        russian = russian.union(w for w in words if w.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES))
-    has_mn_letters = _MONGOLIAN_LETTERS.search(text) is not None
-    if len(russian) >= 2:
-        if not has_mn_letters and not MONGOLIAN_WORDS.intersection(words):
-            return LanguageVerdict("ru", f"Russian words {_quoted(russian)}, no ө/ү, no Mongolian words")
-        return LanguageVerdict("mixed-ru", f"Russian words {_quoted(russian)} in Mongolian text")
-    if has_mn_letters or MONGOLIAN_WORDS.intersection(words):
+    if not russian:
+        return None
+    # only now is it worth looking for Russian noun endings
+    russian = russian.union(w for w in words if w.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES))
+    if len(russian) < 2:
+        return None
+    if _MONGOLIAN_LETTERS.search(text) is None and not MONGOLIAN_WORDS.intersection(words):
+        return LanguageVerdict("ru", f"Russian words {_quoted(russian)}, no ө/ү, no Mongolian words")
+    return LanguageVerdict("mixed-ru", f"Russian words {_quoted(russian)} in Mongolian text")
+
+
+def detect_language(text: str, words: list[str] | None = None, plain: bool | None = None) -> LanguageVerdict:
+    """Explainable signals: Kazakh-only letters, ө/ү, and frequent words of each language."""
+    if words is None:
+        words = text.split()
+    verdict = foreign_language(text, words, plain)
+    if verdict is not None:
+        return verdict
+    if _MONGOLIAN_LETTERS.search(text) or MONGOLIAN_WORDS.intersection(words):
         return LanguageVerdict("mn", "Mongolian words or letters ө/ү")
     return LanguageVerdict("unknown", "no decisive signal")
 
@@ -143,7 +156,7 @@ def detect_language_lingua(text: str, words=None, plain=None) -> LanguageVerdict
     return LanguageVerdict(lang, f"lingua says {language.name.title() if language else 'nothing'}")
 
 
-DETECTORS = {"signals": detect_language, "lingua": detect_language_lingua}
+DETECTORS = {"signals": foreign_language, "lingua": detect_language_lingua}
 
 # Hygiene ----------------------------------------------------------------------------------------
 

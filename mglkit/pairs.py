@@ -18,6 +18,7 @@ TEXT_FIELDS = ("prompt", "chosen", "rejected")
 # Extra fields the bundled data uses; other unknown fields are kept, with a warning.
 KNOWN_EXTRA_FIELDS = frozenset({"id", "period", "flaw", "source", "note"})
 _BOM = b"\xef\xbb\xbf"
+_KNOWN_FIELDS = KNOWN_EXTRA_FIELDS | set(TEXT_FIELDS)
 _NO_FINDINGS: list = []  # shared, never mutated: RecordChecker copies before adding
 
 
@@ -32,36 +33,32 @@ class Pair:
     line: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     messages: dict[str, list[dict]] | None = None
-    # derived values shared by validators (words, plain-script screen); dropped when text changes
-    _cache: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # derived values shared by validators; dropped when a text changes
+    _words: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+    _plain: bool | None = field(default=None, repr=False, compare=False)
 
     def words(self, name: str) -> list[str]:
         """The whitespace-separated words of a text field (computed once)."""
-        cache = self._cache if self._cache is not None else self._new_cache()
-        key = "words:" + name
-        words = cache.get(key)
+        cache = self._words
+        if cache is None:
+            cache = self._words = {}
+        words = cache.get(name)
         if words is None:
-            words = cache[key] = getattr(self, name).split()
+            words = cache[name] = getattr(self, name).split()
         return words
 
     def is_plain(self) -> bool:
         """True when every field holds only Mongolian-alphabet letters, digits and common
         punctuation: then no hygiene, script or Kazakh-letter rule can fire (the common case)."""
-        cache = self._cache if self._cache is not None else self._new_cache()
-        plain = cache.get("plain")
-        if plain is None:
+        if self._plain is None:
             from .mongolian import is_plain_text
 
-            plain = cache["plain"] = is_plain_text("\n".join((self.prompt, self.chosen, self.rejected)))
-        return plain
-
-    def _new_cache(self) -> dict[str, Any]:
-        self._cache = {}
-        return self._cache
+            self._plain = is_plain_text("\n".join((self.prompt, self.chosen, self.rejected)))
+        return self._plain
 
     def set_text(self, name: str, text: str) -> None:
         setattr(self, name, text)
-        self._cache = None
+        self._words = self._plain = None
 
     def to_record(self) -> dict[str, Any]:
         if self.messages is None:

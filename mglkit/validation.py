@@ -149,7 +149,7 @@ def _fix_pair(pair: Pair) -> list[Finding]:
     for name in TEXT_FIELDS:
         fixed, done = fix_text(getattr(pair, name))
         if done:
-            setattr(pair, name, fixed)
+            pair.set_text(name, fixed)
             repairs += [Finding("fix", INFO, f"fixed: {r}", line=pair.line, field=name) for r in done]
     if repairs and pair.messages is not None:
         for messages in pair.messages.values():
@@ -186,13 +186,17 @@ class RecordChecker:
 _worker: RecordChecker | None = None  # set before forking; workers inherit it
 
 
-def _worker_batch(batch: list[tuple[int, bytes]]) -> list[tuple[Pair | None, list[Finding]]]:
-    """In a worker: check a batch, send back only what the main process lacks."""
+def _worker_batch(batch: list[tuple[int, bytes]]) -> list[tuple]:
+    """In a worker: check a batch and send back only what the main process lacks, as plain
+    tuples (far cheaper to pickle than objects)."""
     results = []
     for record, findings in _worker.check_batch(batch):
-        if record.pair is not None:
-            record.pair._cache = None  # derived values are cheaper to recompute than to pickle
-        results.append((record.pair, findings))
+        pair = record.pair
+        if pair is None:
+            fields = None
+        else:
+            fields = (pair.prompt, pair.chosen, pair.rejected, pair.extra, pair.messages)
+        results.append((fields, findings or None))
     return results
 
 
@@ -227,8 +231,9 @@ def _checked(checker: RecordChecker, lines: Iterator[tuple[int, bytes]], jobs: i
 
 
 def _joined(batch, result):
-    for (line, raw), (pair, findings) in zip(batch, result.get(), strict=True):
-        yield Record(line, raw, pair, ()), findings
+    for (line, raw), (fields, findings) in zip(batch, result.get(), strict=True):
+        pair = None if fields is None else Pair(*fields[:3], line, fields[3], fields[4])
+        yield Record(line, raw, pair, ()), findings or []
 
 
 class _Outputs:

@@ -108,7 +108,7 @@ class Language(Validator):
         for field in TEXT_FIELDS:
             text = getattr(pair, field)
             verdict = self.detect(text, pair.words(field), plain)
-            if verdict.lang in ("mn", "unknown"):
+            if verdict is None or verdict.lang in ("mn", "unknown"):
                 continue
             severity = learned_severity(field)
             message = self._verdicts.get(verdict.lang, f"language looks like '{verdict.lang}'")
@@ -187,9 +187,12 @@ class Differentiation(Validator):
     def check(self, pair):
         # Texts that differ in a number (a changed date: a legitimate minimal pair) can be
         # neither identical nor flagged, and that test is cheaper than any similarity.
+        cutoff = self.config.similarity_threshold
+        a, b = len(pair.chosen), len(pair.rejected)
+        if 2 * min(a, b) < cutoff * 0.9 * (a + b):  # even equal prefixes could not be that similar
+            return ()
         if numbers(pair.chosen) != numbers(pair.rejected):
             return ()
-        cutoff = self.config.similarity_threshold
         if (
             Indel.normalized_similarity(
                 pair.chosen, pair.rejected, processor=default_process, score_cutoff=min(cutoff, 0.99)
