@@ -19,7 +19,10 @@ from mglkit.pairs import TEXT_FIELDS, iter_records, open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = {
-    "bundled data (train + held-out pairs)": [ROOT / "data/mgl_history_grpo.jsonl", ROOT / "benchmarks/pairs.jsonl"],
+    "bundled data (train + held-out pairs)": [
+        ROOT / "data/mgl_history_grpo.jsonl",
+        ROOT / "benchmarks/pairs.jsonl",
+    ],
     "bad-input corpus": sorted((ROOT / "tests/bad_inputs").glob("*.jsonl")),
 }
 
