@@ -94,9 +94,7 @@ def _quoted(words) -> str:
     return ", ".join(f"«{w}»" for w in bare[:5])
 
 
-def foreign_language(
-    text: str, words: list[str] | None = None, plain: bool | None = None
-) -> LanguageVerdict | None:
+def foreign_language(text: str, words: list[str] | None = None, plain: bool | None = None) -> LanguageVerdict | None:
     """The verdict when the text is Russian, Kazakh or Mongolian mixed with Russian; else None.
 
     ``words`` (``text.split()``) and ``plain`` (``is_plain_text(text)``) may be passed when the
@@ -175,9 +173,7 @@ _MIXED_WORD = re.compile(r"\b(?=\w*[\u0400-\u04ff])(?=\w*[A-Za-z])\w+\b")
 _MOJIBAKE = re.compile(
     r"[ÐÑ][\u0080-\u00ff\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u02c6\u02dc]|Ã[\u0080-\u00bf]|â€"
 )
-_MULTISPACE = re.compile(
-    r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]"
-)
+_MULTISPACE = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 
 
 def invisible_chars(text: str) -> list[str]:

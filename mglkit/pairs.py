@@ -178,9 +178,7 @@ def parse_record(line: int, raw: bytes) -> Record:
                 "save the file as UTF-8",
             )
             return Record(line, raw, None, [finding])
-        finding = _bad(
-            line, f"line is not valid JSON: {exc}", "each line must be one complete JSON object (JSONL)"
-        )
+        finding = _bad(line, f"line is not valid JSON: {exc}", "each line must be one complete JSON object (JSONL)")
         return Record(line, raw, None, [finding])
     if not isinstance(obj, dict):
         finding = _bad(

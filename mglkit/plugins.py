@@ -63,8 +63,7 @@ class PluginManager(pluggy.PluginManager):
             if existing is not None:
                 other = self.distributions.get(ep.name)
                 raise PluginError(
-                    f"two plugins are named '{ep.name}': from {other.name if other else '?'}"
-                    f" and from {dist or '?'}",
+                    f"two plugins are named '{ep.name}': from {other.name if other else '?'} and from {dist or '?'}",
                     hint="uninstall one of the two distributions",
                 )
             try:

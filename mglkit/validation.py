@@ -138,9 +138,7 @@ def validator_classes(pm=None, names: list[str] | None = None) -> list[type[Vali
         return [item.obj for item in registered.values()]
     unknown = [n for n in names if n not in registered]
     if unknown:
-        raise ConfigError(
-            f"unknown validator '{unknown[0]}'", hint="installed: " + ", ".join(sorted(registered))
-        )
+        raise ConfigError(f"unknown validator '{unknown[0]}'", hint="installed: " + ", ".join(sorted(registered)))
     return [registered[n].obj for n in names]
 
 

@@ -138,9 +138,7 @@ def test_bad_config_is_a_clear_error(builtin_only, tmp_path):
 
 def test_clean_and_rejects_partition_every_record(builtin_only, tmp_path):
     source = tmp_path / "mixed.jsonl"
-    source.write_bytes(
-        b"".join((BAD / n).read_bytes() for n in ("not_json.jsonl", "invalid_utf8_line.jsonl"))
-    )
+    source.write_bytes(b"".join((BAD / n).read_bytes() for n in ("not_json.jsonl", "invalid_utf8_line.jsonl")))
     clean, rejects = tmp_path / "clean.jsonl", tmp_path / "rejects.jsonl"
     code, report = mglkit_json(
         "validate", source, "--out-clean", clean, "--out-rejects", rejects, "--validators", "length"
@@ -185,9 +183,7 @@ def test_unusable_input_writes_no_outputs(builtin_only, tmp_path):
 def test_fix_repairs_and_lists_every_repair(builtin_only, tmp_path):
     clean, rejects = tmp_path / "clean.jsonl", tmp_path / "rejects.jsonl"
     for name, line in (("homoglyph.jsonl", 8), ("invisible.jsonl", 7), ("non_nfc.jsonl", 10)):
-        code, report = mglkit_json(
-            "validate", BAD / name, "--fix", "--out-clean", clean, "--out-rejects", rejects
-        )
+        code, report = mglkit_json("validate", BAD / name, "--fix", "--out-clean", clean, "--out-rejects", rejects)
         assert code == 0, report
         fixes = [f for f in report["findings"] if f["rule"] == "fix"]
         assert fixes and all(f["line"] == line and f["severity"] == "info" for f in fixes)

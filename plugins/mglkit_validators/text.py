@@ -114,9 +114,7 @@ class Language(Validator):
             message = self._verdicts.get(verdict.lang, f"language looks like '{verdict.lang}'")
             hint = "answer in Mongolian" if severity == ERROR else "fine for a deliberately bad answer"
             found.append(
-                self.finding(
-                    pair, field, severity, f"{message} ({verdict.signal})", hint=hint, snippet=snippet(text)
-                )
+                self.finding(pair, field, severity, f"{message} ({verdict.signal})", hint=hint, snippet=snippet(text))
             )
         return found
 
@@ -225,7 +223,6 @@ class Differentiation(Validator):
                 WARNING,
                 f"chosen and rejected are {similarity:.0%} similar; they differ in: "
                 f"{' '.join(only_a) or '—'} / {' '.join(only_b) or '—'}",
-                hint=f"near-identical pairs teach little (similarity_threshold {cutoff:.2f}); "
-                "a changed number is fine",
+                hint=f"near-identical pairs teach little (similarity_threshold {cutoff:.2f}); a changed number is fine",
             )
         ]

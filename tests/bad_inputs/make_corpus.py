@@ -84,9 +84,7 @@ def main() -> None:
     write("bom_crlf_blank.jsonl", b"\xef\xbb\xbf" + b"\r\n".join(rows))
     write(
         "not_json.jsonl",
-        with_record(
-            3, b'{"prompt": "\xd0\xa2\xd0\xb0\xd1\x81\xd0\xb0\xd1\x80\xd1\x81\xd0\xb0\xd0\xbd", "chosen": \n'
-        ),
+        with_record(3, b'{"prompt": "\xd0\xa2\xd0\xb0\xd1\x81\xd0\xb0\xd1\x80\xd1\x81\xd0\xb0\xd0\xbd", "chosen": \n'),
     )
     write("not_object.jsonl", with_record(2, b'["prompt", "chosen", "rejected"]\n'))
     write("missing_field.jsonl", with_record(4, rejected=None))
