@@ -118,9 +118,7 @@ def cli(strict_plugins: bool) -> None:
     help="signals (default, fast, explainable) or lingua (extra: lang).",
 )
 @click.option("--validators", help="Comma-separated validator names to run (default: all).")
-def validate(
-    files, as_json, out_clean, out_rejects, fix, strict, jobs, config_file, validators, **thresholds
-) -> None:
+def validate(files, as_json, out_clean, out_rejects, fix, strict, jobs, config_file, validators, **thresholds) -> None:
     """Check preference-pair JSONL files (- reads standard input).
 
     Exit status: 0 no errors, 1 errors, 2 unusable input.
@@ -191,6 +189,149 @@ def plugins(as_json: bool) -> None:
         from .report import print_plugins
 
         print_plugins(rows, pm.load_errors)
+
+
+def _train_options(function):
+    """The options of `mglkit train`, each mapped onto TrainConfig."""
+    options = [
+        click.option(
+            "--base",
+            help="Base model: hub id, local folder, or mglkit:tiny. Default mistralai/Mistral-7B-Instruct-v0.2.",
+        ),
+        click.option("--dataset", help="Preference pairs (JSONL). Default data/mgl_history_grpo.jsonl."),
+        click.option("--output", help="Run folder. Default models/mgl_history_grpo_adapter."),
+        click.option("--trainer", help="A registered trainer: trl-dpo (default) or dpo."),
+        click.option("--batch-size", type=click.IntRange(1), help="Per device. Default 4."),
+        click.option("--learning-rate", type=float, help="Default 5e-6 (meant for 7B models)."),
+        click.option("--epochs", type=float, help="Default 2."),
+        click.option("--max-length", type=click.IntRange(8), help="Tokens of prompt + answer. Default 512."),
+        click.option("--lora-r", type=click.IntRange(1), help="Default 16."),
+        click.option("--lora-alpha", type=click.IntRange(1), help="Default 32."),
+        click.option("--lora-dropout", type=click.FloatRange(0, 1), help="Default 0.05."),
+        click.option("--lora-target", help="Module names, comma-separated, or all-linear. Default q,k,v,o_proj."),
+        click.option("--grad-accum", type=click.IntRange(1), help="Gradient accumulation steps. Default 8."),
+        click.option("--beta", type=float, help="DPO beta. Default 0.1."),
+        click.option("--loss", type=click.Choice(["sigmoid", "ipo", "hinge", "robust"]), help="Default sigmoid."),
+        click.option(
+            "--label-smoothing",
+            type=click.FloatRange(0, 0.5, max_open=True),
+            help="Robust DPO's label-flip probability. Default 0.",
+        ),
+        click.option("--warmup-ratio", type=click.FloatRange(0, 1, max_open=True), help="Default 0.1."),
+        click.option("--scheduler", help="Any transformers scheduler (cosine, linear, constant...). Default cosine."),
+        click.option("--weight-decay", type=float, help="Default 0."),
+        click.option("--max-grad-norm", type=float, help="Default 1.0."),
+        click.option("--eval-split", type=click.FloatRange(0, 1, max_open=True), help="Default 0.1; 0: no eval."),
+        click.option("--eval-steps", type=click.IntRange(1), help="Default: every epoch."),
+        click.option("--save-steps", type=click.IntRange(1), help="Default: every epoch."),
+        click.option("--max-steps", type=int, help="Optimizer steps; overrides --epochs."),
+        click.option("--seed", type=int, help="Default 42."),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+            help="auto: bf16 where supported, else fp16 on GPU, fp32 on CPU.",
+        ),
+        click.option("--quantize", type=click.Choice(["4bit"]), help="QLoRA through bitsandbytes (CUDA)."),
+        click.option(
+            "--report-to",
+            multiple=True,
+            type=click.Choice(["wandb", "tensorboard"]),
+            help="Extra metrics sinks (jsonl and the terminal always).",
+        ),
+        click.option("--samples", type=click.IntRange(0), help="Sample generations written at the end. Default 8."),
+        click.option("--max-new-tokens", type=click.IntRange(1), help="For sample generations. Default 96."),
+        click.option("--logging-steps", type=click.IntRange(1), help="Default 1."),
+        click.option(
+            "--resume",
+            is_flag=False,
+            flag_value="auto",
+            default=None,
+            help="Continue a run from its last checkpoint (default: the --output folder).",
+        ),
+        click.option("--gradient-checkpointing", is_flag=True, default=None),
+        click.option("--compile", is_flag=True, default=None, help="torch.compile the model."),
+        click.option("--no-chat-template", "no_chat_template", is_flag=True, help="Plain-text prompts."),
+        click.option("--trust-remote-code", is_flag=True, default=None),
+        click.option("--keep-dropout", is_flag=True, default=None, help="Keep the model's dropout (both trainers)."),
+        click.option(
+            "--precompute-ref/--no-precompute-ref",
+            default=None,
+            help="Reference log-probs once before training (default on).",
+        ),
+        click.option("--group-by-length", is_flag=True, default=None, help="dpo: batch similar lengths together."),
+        click.option("--skip-validation", is_flag=True, default=None),
+        click.option("--dry-run", is_flag=True, default=None, help="Validate and print the plan; train nothing."),
+        click.option("--use-wandb", is_flag=True, help="Alias of --report-to wandb."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty --output folder."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            help="TOML file with a [train] table; flags override it.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@cli.command()
+@_train_options
+def train(config_file, no_chat_template, use_wandb, report_to, overwrite, **options) -> None:
+    """LoRA DPO of a causal language model on preference pairs."""
+    from .config import load_train_config
+    from .report import TrainingProgress, print_plan, print_training_summary
+    from .training import train as run_training
+
+    sinks = set(report_to) | ({"wandb"} if use_wandb else set())
+    config = load_train_config(
+        config_file,
+        chat_template=False if no_chat_template else None,
+        report_to=sorted(sinks) or None,
+        **options,
+    )
+    if config.dry_run:
+        print_plan(run_training(config))
+        return
+    with TrainingProgress() as progress:
+        stats = run_training(config, overwrite=overwrite, progress=progress)
+    if stats:
+        print_training_summary(stats)
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True)
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="A run or adapter folder.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.7, show_default=True, help="0: greedy.")
+@click.option("--top-p", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
+@click.option("--no-chat-template", is_flag=True, help="Plain-text prompt (default: as the run recorded).")
+@click.option("--trust-remote-code", is_flag=True)
+def generate(question, base, adapter, max_new_tokens, temperature, top_p, seed, precision, no_chat_template,
+             trust_remote_code) -> None:  # fmt: skip
+    """Answer a question with a base model and, optionally, a trained adapter."""
+    from .models import (
+        ModelOptions,
+        PromptFormat,
+        load_adapter,
+        load_model,
+        run_format,
+    )
+    from .models import (
+        generate as generate_answers,
+    )
+
+    model, tokenizer = load_model(base, ModelOptions(precision, trust_remote_code=trust_remote_code))
+    fmt = (run_format(adapter) if adapter else None) or PromptFormat(chat_template=True)
+    if no_chat_template:
+        fmt = PromptFormat(chat_template=False)
+    if adapter:
+        model = load_adapter(model, adapter, base)
+    (answer,) = generate_answers(model, tokenizer, [" ".join(question)], fmt, max_new_tokens, temperature, top_p, seed)
+    click.echo(answer)
 
 
 def main(argv: list[str] | None = None) -> None:

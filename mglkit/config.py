@@ -81,9 +81,66 @@ def find_table(section: str, config_file: str | os.PathLike | None = None) -> tu
     return {}, "defaults"
 
 
-def load_validation_config(
-    config_file: str | os.PathLike | None = None, **overrides: Any
-) -> ValidationConfig:
+def load_validation_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> ValidationConfig:
     table, source = find_table("validate", config_file)
     config = _coerce(ValidationConfig, table, source)
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``mglkit train``; defaults are the original guide's where it had one."""
+
+    base: str = "mistralai/Mistral-7B-Instruct-v0.2"
+    dataset: str = "data/mgl_history_grpo.jsonl"
+    output: str = "models/mgl_history_grpo_adapter"
+    trainer: str = "trl-dpo"
+    batch_size: int = 4  # per device
+    learning_rate: float = 5e-6
+    epochs: float = 2
+    max_length: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target: str = "q_proj,k_proj,v_proj,o_proj"  # or all-linear
+    grad_accum: int = 8
+    beta: float = 0.1
+    loss: str = "sigmoid"  # sigmoid, ipo, hinge, robust
+    label_smoothing: float = 0.0  # robust DPO's label-flip probability
+    warmup_ratio: float = 0.1
+    scheduler: str = "cosine"  # any transformers scheduler name
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_split: float = 0.1  # 0 turns evaluation off
+    eval_steps: int | None = None  # None: at the end of each epoch
+    save_steps: int | None = None  # None: at the end of each epoch
+    max_steps: int = -1  # optimizer steps; -1: from epochs
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    resume: str | None = None
+    report_to: list[str] = field(default_factory=list)  # jsonl and terminal always; wandb, tensorboard
+    dry_run: bool = False
+    precision: str = "auto"  # auto, fp32, fp16, bf16
+    quantize: str | None = None  # 4bit
+    chat_template: bool = True
+    trust_remote_code: bool = False
+    keep_dropout: bool = False
+    precompute_ref: bool = True
+    group_by_length: bool = False
+    skip_validation: bool = False
+    logging_steps: int = 1
+    samples: int = 8  # sample generations written at the end
+    max_new_tokens: int = 96
+
+    def lora_targets(self) -> list[str] | str:
+        if self.lora_target == "all-linear":
+            return "all-linear"
+        return [t.strip() for t in self.lora_target.split(",") if t.strip()]
+
+
+def load_train_config(config_file: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+    """``[train]`` of the config file (if any), then the flags given on the command line."""
+    table, source = find_table("train", config_file)
+    config = _coerce(TrainConfig, table, source)
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -103,3 +103,79 @@ def print_plugins(rows: list[dict[str, Any]], load_errors, out=None) -> None:
     out.print(table)
     for error in load_errors:
         out.print(f"[red]{escape(str(error))}[/]")
+
+
+class TrainingProgress:
+    """A live progress line while training: step, loss, reward accuracy, margin, tokens/s, ETA."""
+
+    def __init__(self, out=None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=out or console(stderr=True),
+            transient=False,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(message, style="dim", highlight=False)
+
+    def update(self, step: int, total: int, metrics: dict) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=total, stats="")
+        if "loss" in metrics:
+            stats = (
+                f"loss {metrics['loss']:.4f}  acc {metrics.get('rewards/accuracies', 0):.2f}  "
+                f"margin {metrics.get('rewards/margins', 0):+.3f}"
+            )
+            if "tokens_per_second" in metrics:
+                stats += f"  {metrics['tokens_per_second']:,.0f} tok/s"
+            self.progress.update(self.task, completed=step, total=total, stats=stats)
+        elif "eval_loss" in metrics:
+            self.progress.console.print(
+                f"step {step}: eval loss {metrics['eval_loss']:.4f}, "
+                f"reward accuracy {metrics.get('eval_rewards/accuracies', 0):.2f}, "
+                f"margin {metrics.get('eval_rewards/margins', 0):+.3f}"
+            )
+
+
+def print_training_summary(stats: dict, out=None) -> None:
+    from rich.table import Table
+
+    out = out or console()
+    table = Table(title="training summary", header_style="bold", show_edge=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in stats.items():
+        if isinstance(value, dict) or value is None:
+            continue
+        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+def print_plan(plan: dict, out=None) -> None:
+    from rich.table import Table
+
+    out = out or console()
+    table = Table(title="training plan (--dry-run)", header_style="bold", show_edge=False)
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key, value in plan.items():
+        table.add_row(
+            key,
+            f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value),
+        )
+    out.print(table)

@@ -1,0 +1,36 @@
+"""``mglkit:tiny``: a small Mistral-architecture model built locally from the bundled data.
+
+``mglkit:tiny`` is briefly pre-trained on training text only (never on ``benchmarks/``);
+``mglkit:tiny-random`` has the same tokenizer and shape with untrained weights.
+"""
+
+from mglkit import hookimpl
+
+PREFIX = "mglkit:"
+VARIANTS = ("tiny", "tiny-random")
+
+
+class TinySource:
+    """Model source for ``mglkit:tiny`` and ``mglkit:tiny-random``."""
+
+    name = PREFIX
+    prefix = PREFIX
+    description = "a few-million-parameter Mistral-shaped model built and cached locally"
+
+    def names(self) -> list[str]:
+        return [PREFIX + v for v in VARIANTS]
+
+    def load(self, name: str, options):
+        from .build import load
+
+        variant = name.removeprefix(PREFIX)
+        if variant not in VARIANTS:
+            from mglkit.errors import MglkitError
+
+            raise MglkitError(f"unknown model '{name}'", hint="built-in: " + ", ".join(self.names()))
+        return load(variant, options)
+
+
+@hookimpl
+def register_model_sources(register):
+    register(TinySource())

@@ -1,0 +1,137 @@
+"""Our config onto TRL's DPOConfig; TRL's logs into our metrics sinks; the best adapter kept."""
+
+from __future__ import annotations
+
+import time
+
+from transformers import PrinterCallback, TrainerCallback
+
+from mglkit.errors import MglkitError
+from mglkit.training import TrainResult, peak_memory_mb
+
+
+class _Bridge(TrainerCallback):
+    """Forwards TRL's logs to the run, and keeps the adapter with the lowest eval loss."""
+
+    def __init__(self, run):
+        self.run = run
+        self.best_loss = None
+        self.best_step = None
+        self.best_adapter = None
+        self.tokens = 0
+        self.micro_steps = 0
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        self.micro_steps += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.micro_steps += 1
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        per_epoch = max(1, round(state.max_steps / max(1, state.num_train_epochs)))
+        self.run.start(total_steps=state.max_steps, steps_per_epoch=per_epoch)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "train_runtime" not in logs:
+            self.tokens = int(logs.get("num_tokens", self.tokens))
+            self.run.log(state.global_step, logs)
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        from peft import get_peft_model_state_dict
+
+        loss = (metrics or {}).get("eval_loss")
+        if loss is not None and (self.best_loss is None or loss < self.best_loss):
+            self.best_loss, self.best_step = loss, state.global_step
+            self.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def config_for(job):
+    from trl import DPOConfig
+
+    cfg = job.config
+    every = {"eval_strategy": "no"}
+    if job.eval:
+        every = (
+            {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if cfg.eval_steps else {"eval_strategy": "epoch"}
+        )
+    saving = {"save_strategy": "steps", "save_steps": cfg.save_steps} if cfg.save_steps else {"save_strategy": "epoch"}
+    return DPOConfig(
+        output_dir=str(job.run.checkpoints),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim="adamw_torch",
+        beta=cfg.beta,
+        loss_type=[cfg.loss],
+        label_smoothing=cfg.label_smoothing,
+        max_length=cfg.max_length,
+        truncation_mode="keep_start",
+        precompute_ref_log_probs=cfg.precompute_ref,
+        disable_dropout=not cfg.keep_dropout,
+        seed=cfg.seed,
+        bf16=job.precision == "bf16",
+        fp16=job.precision == "fp16",
+        use_cpu=job.device == "cpu",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        torch_compile=cfg.compile,
+        logging_steps=cfg.logging_steps,
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **every,
+        **saving,
+    )
+
+
+def train(job) -> TrainResult:
+    import torch
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    bridge = _Bridge(job.run)
+    trainer = DPOTrainer(
+        model=job.model,
+        args=config_for(job),
+        train_dataset=Dataset.from_list(job.train_records),
+        eval_dataset=Dataset.from_list(job.eval_records) if job.eval_records else None,
+        processing_class=job.tokenizer,
+        peft_config=job.lora,
+        callbacks=[bridge],
+    )
+    trainer.remove_callback(PrinterCallback)  # our sinks print; TRL's would repeat every log as a dict
+    start = time.perf_counter()
+    try:
+        output = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    except KeyboardInterrupt:
+        trainer._save_checkpoint(trainer.model, trial=None)
+        raise MglkitError(
+            f"interrupted at step {trainer.state.global_step}; state saved in {job.run.checkpoints}",
+            hint=f"continue with: mglkit train ... --output {job.run.dir} --resume",
+        ) from None
+    except torch.cuda.OutOfMemoryError:
+        cfg = job.config
+        raise MglkitError(
+            "CUDA out of memory",
+            hint=f"lower --batch-size (now {cfg.batch_size}) and raise --grad-accum; lower --max-length "
+            f"(now {cfg.max_length}); add --gradient-checkpointing; lower --lora-r; or --quantize 4bit",
+        ) from None
+    state = trainer.state
+    return TrainResult(
+        model=trainer.model,
+        best_adapter=bridge.best_adapter,
+        best_step=bridge.best_step,
+        optimizer_steps=state.global_step,
+        micro_steps=bridge.micro_steps,
+        train_tokens=bridge.tokens,
+        seconds=time.perf_counter() - start if output else 0.0,
+        peak_memory_mb=peak_memory_mb(),
+        is_main=trainer.accelerator.is_main_process,
+    )
