@@ -23,6 +23,16 @@ def validate(source, config: ValidationConfig | None = None, **kwargs) -> Valida
     return validate_records(source, config, **kwargs)
 
 
+def train(config=None, **options):
+    """Train a LoRA adapter with DPO: ``mglkit.train(base="mglkit:tiny", trainer="dpo", ...)``
+    takes the options of ``mglkit train`` (or a TrainConfig); returns the training statistics."""
+    from .config import TrainConfig
+    from .training import train as run_training
+
+    overwrite = options.pop("overwrite", False)
+    return run_training(config or TrainConfig(**options), overwrite=overwrite)
+
+
 __all__ = [
     "Finding",
     "Pair",
@@ -33,5 +43,6 @@ __all__ = [
     "hookimpl",
     "load_pairs",
     "load_validation_config",
+    "train",
     "validate",
 ]

@@ -97,6 +97,7 @@ def train(job) -> TrainResult:
     from trl import DPOTrainer
 
     bridge = _Bridge(job.run)
+    start = time.perf_counter()  # TRL tokenizes and precomputes reference log-probs while constructing
     trainer = DPOTrainer(
         model=job.model,
         args=config_for(job),
@@ -107,7 +108,6 @@ def train(job) -> TrainResult:
         callbacks=[bridge],
     )
     trainer.remove_callback(PrinterCallback)  # our sinks print; TRL's would repeat every log as a dict
-    start = time.perf_counter()
     try:
         output = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
     except KeyboardInterrupt:
