@@ -242,6 +242,9 @@ def _train_options(function):
         click.option("--max-new-tokens", type=click.IntRange(1), help="For sample generations. Default 96."),
         click.option("--logging-steps", type=click.IntRange(1), help="Default 1."),
         click.option(
+            "--eval", "eval_suite", help="At the end, evaluate base vs adapter on this suite (e.g. benchmarks)."
+        ),
+        click.option(
             "--resume",
             is_flag=False,
             flag_value="auto",
@@ -332,6 +335,46 @@ def generate(question, base, adapter, max_new_tokens, temperature, top_p, seed, 
         model = load_adapter(model, adapter, base)
     (answer,) = generate_answers(model, tokenizer, [" ".join(question)], fmt, max_new_tokens, temperature, top_p, seed)
     click.echo(answer)
+
+
+@cli.command(name="eval")
+@click.argument("suite")
+@click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True, help="Base model.")
+@click.option("--adapter", "adapters", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A run folder or adapter folder; repeat for several columns.")  # fmt: skip
+@click.option("--evaluators", help="Comma-separated evaluator names (default: all that apply to the suite).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
+@click.option("--markdown", is_flag=True, help="A Markdown table (for model cards).")
+@click.option("--limit", type=click.IntRange(1), help="At most N items of each suite file.")
+@click.option("--save-items", type=click.Path(dir_okay=False), help="Per-item results as JSONL.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=32, show_default=True,
+              help="Length of generated answers.")  # fmt: skip
+@click.option("--train-data", type=click.Path(exists=True, dir_okay=False),
+              help="Warn when suite items overlap this training file.")  # fmt: skip
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+def eval_command(suite, base, adapters, evaluators, as_json, markdown, limit, save_items, seed, max_new_tokens,
+                 train_data, precision, batch_size) -> None:  # fmt: skip
+    """Evaluate a base model and adapters side by side on a suite (`benchmarks` or a folder)."""
+    from .evaluation import evaluate
+    from .evaluation import save_items as write_items
+
+    names = [n.strip() for n in evaluators.split(",") if n.strip()] if evaluators else None
+    report = evaluate(suite, base, list(adapters), names, limit, seed, max_new_tokens, precision, batch_size,
+                      train_data)  # fmt: skip
+    if save_items:
+        write_items(report, save_items)
+    if as_json:
+        from .report import write_json
+
+        write_json(report.to_dict())
+    elif markdown:
+        click.echo(report.markdown())
+    else:
+        from .report import print_eval
+
+        print_eval(report)
 
 
 def main(argv: list[str] | None = None) -> None:

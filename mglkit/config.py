@@ -132,6 +132,7 @@ class TrainConfig:
     logging_steps: int = 1
     samples: int = 8  # sample generations written at the end
     max_new_tokens: int = 96
+    eval_suite: str | None = None  # evaluate base vs the trained adapter on this suite at the end
 
     def lora_targets(self) -> list[str] | str:
         if self.lora_target == "all-linear":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,10 @@ from typing import Any
 from .errors import MglkitError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+# Library chatter that says nothing to a user of mglkit.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message="Could not find a config file in mglkit:", category=UserWarning)
 
 
 @dataclass
@@ -56,6 +61,9 @@ def find_model_source(name: str, pm=None):
 
 def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple[Any, Any]:
     """(model, tokenizer) for a model-source name (``mglkit:tiny``), a hub id or a local folder."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # mglkit shows its own progress
     options = options or ModelOptions()
     source = find_model_source(name, pm)
     if options.quantize:
@@ -192,8 +200,9 @@ def adapter_base(adapter_dir: str | Path) -> str | None:
     return json.loads(config.read_text()).get("base_model_name_or_path")
 
 
-def load_adapter(model, adapter_dir: str | Path, base_name: str):
-    """The base model with a trained LoRA adapter; an adapter of another base model is refused."""
+def load_adapter(model, adapter_dir: str | Path, base_name: str, adapter_name: str = "default"):
+    """The base model with a trained LoRA adapter (or one more adapter, on a PeftModel); an adapter of
+    another base model is refused."""
     from peft import PeftModel
 
     recorded = adapter_base(adapter_dir)
@@ -202,7 +211,10 @@ def load_adapter(model, adapter_dir: str | Path, base_name: str):
             f"{adapter_dir} was trained on '{recorded}', not '{base_name}'",
             hint=f"use --base {recorded}",
         )
-    return PeftModel.from_pretrained(model, str(adapter_dir))
+    if isinstance(model, PeftModel):
+        model.load_adapter(str(adapter_dir), adapter_name=adapter_name)
+        return model
+    return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name)
 
 
 def generate(

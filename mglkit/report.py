@@ -179,3 +179,48 @@ def print_plan(plan: dict, out=None) -> None:
             f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value),
         )
     out.print(table)
+
+
+def print_eval(report, out=None) -> None:
+    """One table: a row per metric grouped by evaluator, a column per model, deltas vs the base."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = out or console()
+    table = Table(title=f"mglkit eval — {escape(report.suite)}", header_style="bold", show_lines=False)
+    table.add_column("evaluator")
+    table.add_column("metric")
+    for column in report.columns:
+        table.add_column(escape(column), justify="right")
+    for name, by_column in report.results.items():
+        metrics: list[str] = []
+        for result in by_column.values():
+            metrics += [m for m in result.metrics if m not in metrics]
+        for i, metric in enumerate(metrics):
+            cells = []
+            for column in report.columns:
+                score = by_column[column].metrics.get(metric)
+                if score is None:
+                    cells.append("—")
+                    continue
+                cell = f"{score.value:.3f} [dim]±{(score.high - score.low) / 2:.3f}[/]"
+                delta = report.deltas.get(name, {}).get(column, {}).get(metric)
+                if delta is not None:
+                    style = ("green" if delta.value > 0 else "red") if delta.significant else "dim"
+                    cell += f" [{style}]{delta.value:+.3f}{'*' if delta.significant else ''}[/]"
+                cells.append(cell)
+            table.add_row(name if i == 0 else "", metric, *cells, end_section=i == len(metrics) - 1)
+    out.print(table)
+    out.print(
+        "[dim]mean ±half-width of the 95% bootstrap interval; deltas vs base, * when the paired 95% interval "
+        "excludes zero (48 pairs make noisy numbers)[/]"
+    )
+    for name, by_column in report.results.items():
+        for column, result in by_column.items():
+            for title, parts in result.groups.items():
+                shown = ", ".join(f"{escape(k)} {s.value:.3f}" for k, s in parts.items())
+                out.print(f"[dim]{name} {title} ({escape(column)}): {shown}[/]")
+    for warning in report.warnings:
+        out.print(f"[yellow]warning: {escape(warning)}[/]")
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    out.print(f"[dim]time: {timing}[/]")

@@ -9,7 +9,6 @@ import logging
 import math
 import shutil
 import subprocess
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,11 +170,6 @@ def _prepare_output(config: TrainConfig, overwrite: bool) -> Path:
             raise ConfigError(f"--output {output} is not empty", hint="add --overwrite, or --resume to continue it")
         shutil.rmtree(output)
     return output
-
-
-# Library chatter that says nothing to a user of mglkit.
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
-warnings.filterwarnings("ignore", message="Could not find a config file in mglkit:", category=UserWarning)
 
 
 def train(config: TrainConfig, pm=None, overwrite: bool = False, progress=None) -> dict:
@@ -353,6 +347,16 @@ def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, sample_
         "truncated_pairs": plan["truncated_pairs"],
         "final_train": train_logs[-1] if train_logs else None,
     }
+    benchmarks = None
+    if config.eval_suite:
+        from .evaluation import evaluate
+
+        run.note(f"evaluating base vs adapter on {config.eval_suite}")
+        report = evaluate(
+            config.eval_suite, config.base, model=model, tokenizer=tokenizer, fmt=fmt, seed=config.seed, pm=pm
+        )
+        stats["benchmarks"] = report.to_dict()
+        benchmarks = report.markdown()
     args = {
         "mglkit_version": __version__,
         "config": dataclasses.asdict(config),
@@ -365,7 +369,7 @@ def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, sample_
     with atomic_writer(run.logs / "training_stats.json", "w") as out:
         json.dump(stats, out, indent=2, ensure_ascii=False)
     with atomic_writer(run.dir / "README.md", "w") as out:
-        out.write(model_card(config, stats, args))
+        out.write(model_card(config, stats, args, benchmarks))
     run.note(f"saved the adapter to {run.dir} (last weights in {run.dir / 'last'})")
     return stats
 
@@ -401,13 +405,14 @@ def _versions() -> dict:
     return {"mglkit": __version__, **found}
 
 
-def model_card(config: TrainConfig, stats: dict, args: dict) -> str:
+def model_card(config: TrainConfig, stats: dict, args: dict, benchmarks: str | None = None) -> str:
     def fmt(value):
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
     rows = "\n".join(f"| `{k}` | {fmt(v)} |" for k, v in dataclasses.asdict(config).items())
     metrics = "\n".join(f"| {k} | {fmt(v)} |" for k, v in stats.items() if not isinstance(v, dict))
     versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
+    bench_section = f"\n## Benchmarks (`{config.eval_suite}`)\n\n{benchmarks}\n" if benchmarks else ""
     commit = _git_commit()
     return f"""---
 base_model: {config.base}
@@ -442,7 +447,7 @@ or `mglkit generate --base {config.base} --adapter {config.output} "Чингис
 | metric | value |
 |---|---|
 {metrics}
-
+{bench_section}
 ## Configuration
 
 | option | value |

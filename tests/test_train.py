@@ -242,3 +242,18 @@ def test_nan_losses_stop_the_run_with_a_checkpoint(tiny, eight_pairs, tmp_path):
                     "--output", tmp_path / "run")  # fmt: skip
     assert result.returncode == 1 and b"NaN or infinite" in result.stderr, result.stderr.decode()[-2000:]
     assert list((tmp_path / "run" / "checkpoints").glob("step-*"))
+
+
+def test_train_with_eval_reports_benchmarks(tiny, eight_pairs, tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("pairs.jsonl", "facts.jsonl"):
+        lines = (ROOT / "benchmarks" / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (suite / name).write_text("".join(lines[:4]), encoding="utf-8")
+    train_ok("--trainer", "dpo", *PARITY, "--dataset", eight_pairs, "--batch-size", "4", "--max-steps", "2",
+             "--output", tmp_path / "run", "--eval", suite, "--samples", "1", "--max-new-tokens", "4")  # fmt: skip
+    stats = json.loads((tmp_path / "run" / "training_logs" / "training_stats.json").read_text())
+    assert set(stats["benchmarks"]["evaluators"]) == {"preference", "facts"}
+    assert stats["benchmarks"]["columns"] == ["base", "adapter"]
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "## Benchmarks" in card and "| facts | acc |" in card

@@ -1,0 +1,87 @@
+"""The model as evaluators see it (as lm-evaluation-harness's LM interface): log-likelihoods of
+continuations and generation, batched. Tests hand evaluators scorers with hand-set numbers."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .models import PromptFormat, generate
+
+
+class Scorer(Protocol):
+    name: str
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
+        """For each (context, continuation): the summed log-probability (nats) of the continuation
+        given the context, and its number of tokens. An empty context means the text alone."""
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy answers to questions (the prompt format is the scorer's business)."""
+
+    def prompt(self, question: str) -> str:
+        """A question as the model expects it (chat template or plain)."""
+
+
+class ModelScorer:
+    """A Hugging Face causal LM, optionally with one of several loaded LoRA adapters active."""
+
+    def __init__(self, name, model, tokenizer, fmt: PromptFormat, adapter: str | None = None, batch_size: int = 16):
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.fmt = fmt
+        self.adapter = adapter
+        self.batch_size = batch_size
+
+    def _active(self):
+        import contextlib
+
+        if self.adapter is None:
+            disable = getattr(self.model, "disable_adapter", None)
+            return disable() if disable is not None else contextlib.nullcontext()
+        self.model.set_adapter(self.adapter)
+        return contextlib.nullcontext()
+
+    def prompt(self, question: str) -> str:
+        return self.fmt.render(self.tokenizer, question)
+
+    def loglikelihood(self, requests):
+        import torch
+
+        from .preference import _common_prefix
+
+        tok = self.tokenizer
+        encoded = []
+        for context, continuation in requests:
+            whole = tok(context + continuation)["input_ids"]
+            head = tok(context)["input_ids"] if context else whole[:1]  # the BOS (or first token) as context
+            cut = max(1, _common_prefix(head, whole))
+            encoded.append((whole, cut))
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar length
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
+        device = next(self.model.parameters()).device
+        self.model.eval()
+        with torch.no_grad(), self._active():
+            for first in range(0, len(order), self.batch_size):
+                rows = order[first : first + self.batch_size]
+                width = max(len(encoded[i][0]) for i in rows)
+                ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                target = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    whole, cut = encoded[i]
+                    ids[r, : len(whole)] = torch.tensor(whole)
+                    mask[r, : len(whole)] = 1
+                    target[r, cut : len(whole)] = 1
+                ids, mask, target = ids.to(device), mask.to(device), target.to(device)
+                logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+                logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+                sums = (logps * target[:, 1:]).sum(dim=1).tolist()
+                counts = target[:, 1:].sum(dim=1).tolist()
+                for r, i in enumerate(rows):
+                    results[i] = (sums[r], int(counts[r]))
+        return results
+
+    def generate(self, prompts, max_new_tokens):
+        with self._active():
+            return generate(self.model, self.tokenizer, prompts, self.fmt, max_new_tokens, temperature=0.0)

@@ -1,0 +1,40 @@
+"""Historical facts: multiple choice by log-likelihood (acc and acc_norm as lm-evaluation-harness
+defines them), and generated answers matched against the item's aliases; by period."""
+
+from mglkit.evaluation import EvalResult, matches_alias
+
+
+class Facts:
+    name = "facts"
+    needs = ("facts",)
+    description = "multiple-choice acc / acc_norm by log-likelihood; generated answers matched to aliases"
+
+    def evaluate(self, scorer, suite, context) -> EvalResult:
+        facts = suite.facts
+        requests, spans = [], []
+        for fact in facts:
+            prompt = scorer.prompt(fact["question"])
+            sep = "" if prompt[-1:].isspace() or not prompt else " "
+            spans.append((len(requests), len(fact["choices"])))
+            requests += [(prompt, sep + choice) for choice in fact["choices"]]
+        scores = scorer.loglikelihood(requests)
+        answers = scorer.generate([f["question"] for f in facts], context.max_new_tokens)
+        values = {"acc": [], "acc_norm": [], "generation_match": []}
+        items = []
+        for fact, (first, n), answer in zip(facts, spans, answers, strict=True):
+            lls = [scores[first + k][0] for k in range(n)]
+            normed = [ll / max(1, len(choice)) for ll, choice in zip(lls, fact["choices"], strict=True)]
+            picked, picked_norm = lls.index(max(lls)), normed.index(max(normed))
+            matched = matches_alias(answer, fact["aliases"])
+            values["acc"].append(float(picked == fact["answer"]))
+            values["acc_norm"].append(float(picked_norm == fact["answer"]))
+            values["generation_match"].append(float(matched))
+            items.append({"id": fact["id"], "period": fact.get("period"), "picked": picked, "picked_norm": picked_norm,
+                          "answer": fact["answer"], "generation": answer, "generation_match": matched})  # fmt: skip
+        groups = {f.get("period") or "-" for f in facts}
+        by_period = {
+            group: [v for f, v in zip(facts, values["acc"], strict=True) if (f.get("period") or "-") == group]
+            for group in sorted(groups)
+        }
+        return EvalResult.from_values(self.name, scorer.name, values, items, groups={"acc by period": by_period},
+                                      seed=context.seed)  # fmt: skip
