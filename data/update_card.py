@@ -17,6 +17,9 @@ FILES = {
     "held-out pairs": "benchmarks/pairs.jsonl",
     "facts": "benchmarks/facts.jsonl",
     "fluency": "benchmarks/fluency.jsonl",
+    "corpus": "data/corpus/passages.jsonl",
+    "retrieval": "benchmarks/retrieval.jsonl",
+    "facts_train": "data/facts_train.jsonl",
 }
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
 
@@ -30,13 +33,17 @@ def tables() -> str:
     data = {name: read(path) for name, path in FILES.items()}
     fluent = [r for r in data["fluency"] if "degraded" not in r]
     degraded = [r for r in data["fluency"] if "degraded" in r]
-    columns = ["train pairs", "held-out pairs", "facts", "fluent passages", "degraded passages"]
+    columns = ["train pairs", "held-out pairs", "facts", "fluent passages", "degraded passages", "corpus",
+               "retrieval", "facts_train"]  # fmt: skip
     counts = {
         "train pairs": Counter(r["period"] for r in data["train pairs"]),
         "held-out pairs": Counter(r["period"] for r in data["held-out pairs"]),
         "facts": Counter(r["period"] for r in data["facts"]),
         "fluent passages": Counter(r["period"] for r in fluent),
         "degraded passages": Counter(r["period"] for r in degraded),
+        "corpus": Counter(r["period"] for r in data["corpus"]),
+        "retrieval": Counter(r["period"] for r in data["retrieval"]),
+        "facts_train": Counter(r["period"] for r in data["facts_train"]),
     }
     lines = ["| period | slug | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for slug, (english, _) in PERIODS.items():

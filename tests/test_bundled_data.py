@@ -125,3 +125,51 @@ def test_data_card_tables_match_the_files():
     spec.loader.exec_module(module)
     card = (ROOT / "data" / "DATA.md").read_text(encoding="utf-8")
     assert module.card_with_tables(card) == card, "run: python data/update_card.py"
+
+
+@pytest.fixture(scope="module")
+def extra():
+    return {
+        "corpus": read(ROOT / "data" / "corpus" / "passages.jsonl"),
+        "retrieval": read(SUITE / "retrieval.jsonl"),
+        "facts_train": read(ROOT / "data" / "facts_train.jsonl"),
+    }
+
+
+def test_corpus(extra):
+    corpus = extra["corpus"]
+    assert len(corpus) >= 150 and {r["period"] for r in corpus} == set(PERIODS)
+    assert len({r["id"] for r in corpus}) == len(corpus)
+    for r in corpus:
+        assert set(r) == {"id", "period", "title", "text"} and r["title"], r["id"]
+        assert 60 <= words(r["text"]) <= 200 and cyrillic_share(r["text"]) >= 0.9, r["id"]
+
+
+def test_retrieval_questions_name_real_passages(extra):
+    ids = {r["id"] for r in extra["corpus"]}
+    questions = extra["retrieval"]
+    assert len(questions) >= 60 and {r["period"] for r in questions} == set(PERIODS)
+    assert all(r["passage_id"] in ids and words(r["question"]) >= 5 for r in questions)
+    assert len({r["question"] for r in questions}) == len(questions)
+
+
+def test_training_facts_are_disjoint_from_the_benchmark(data, extra):
+    train = extra["facts_train"]
+    assert len(train) >= 150 and {r["period"] for r in train} == set(PERIODS)
+    for f in train:
+        assert set(f) == {"id", "period", "question", "choices", "answer", "aliases", "note"}, f["id"]
+        assert len(f["choices"]) == 4 and f["answer"] in range(4) and f["aliases"], f["id"]
+    benchmark = [set(f["question"].lower().split()) for f in data["facts"]]
+    for f in train:
+        mine = set(f["question"].lower().split())
+        closest = max(len(mine & other) / len(mine | other) for other in benchmark)
+        assert closest < 0.6, (f["id"], f["question"])
+    assert not {f["id"] for f in train} & {f["id"] for f in data["facts"]}
+
+
+def test_no_benchmark_item_leaks_from_the_corpus(data, extra):
+    corpus = [(r["id"], r["text"]) for r in extra["corpus"]]
+    suite = [(r["id"], r[k]) for r in data["pairs"] for k in ("prompt", "chosen")]
+    suite += [(r["id"], r["question"]) for r in data["facts"]]
+    suite += [(r["id"], r["text"]) for r in data["fluency"] if "degraded" not in r]
+    assert leaks(suite, corpus) == []
