@@ -244,6 +244,12 @@ def _train_options(function):
         click.option(
             "--eval", "eval_suite", help="At the end, evaluate base vs adapter on this suite (e.g. benchmarks)."
         ),
+        click.option("--num-generations", type=click.IntRange(2), help="GRPO: answers sampled per prompt. Default 4."),
+        click.option("--temperature", type=click.FloatRange(0, min_open=True), help="GRPO: sampling. Default 1.0."),
+        click.option("--kl-coef", type=click.FloatRange(0), help="GRPO: KL coefficient. Default 0.04."),
+        click.option("--rewards", help="GRPO: comma-separated rewards (facts, mongolian, length, preference)."),
+        click.option("--reward-weights", help="GRPO: name=weight,... Default 1 each."),
+        click.option("--length-band", help="GRPO: words the length reward wants, LOW,HIGH. Default 20,80."),
         click.option(
             "--resume",
             is_flag=False,
@@ -281,7 +287,7 @@ def _train_options(function):
 @cli.command()
 @_train_options
 def train(config_file, no_chat_template, use_wandb, report_to, overwrite, **options) -> None:
-    """LoRA DPO of a causal language model on preference pairs."""
+    """LoRA DPO of a causal language model on preference pairs (or GRPO with reward plugins)."""
     from .config import load_train_config
     from .report import TrainingProgress, print_plan, print_training_summary
     from .training import train as run_training
@@ -375,6 +381,71 @@ def eval_command(suite, base, adapters, evaluators, as_json, markdown, limit, sa
         from .report import print_eval
 
         print_eval(report)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Index folder to write.")
+@click.option("--retriever", default="bm25", show_default=True, help="A registered retriever.")
+def index(paths, output, retriever) -> None:
+    """Index your own documents (text, Markdown, JSONL) for `mglkit ask --index`."""
+    from .retrieval import Index, build_index
+
+    folder = build_index(list(paths), output, retriever)
+    click.echo(f"indexed {len(Index(folder).documents)} documents into {folder}")
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True)
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="A run or adapter folder.")
+@click.option("--k", type=click.IntRange(1), default=4, show_default=True, help="Passages to retrieve.")
+@click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False),
+              help="An index from `mglkit index` (default: the bundled Mongolian history corpus).")  # fmt: skip
+@click.option("--no-retrieval", is_flag=True, help="Answer from the model alone.")
+@click.option("--json", "as_json", is_flag=True, help="Answer, sources and scores as JSON.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
+def ask(question, base, adapter, k, index_dir, no_retrieval, as_json, max_new_tokens, temperature, precision) -> None:
+    """Answer a question from retrieved passages, citing them as [1], [2], ..."""
+    from .rag import MongolianRAGAgent
+
+    agent = MongolianRAGAgent(adapter or base, base_model=base, use_peft=adapter is not None, k=k,
+                              index=index_dir, max_new_tokens=max_new_tokens, temperature=temperature,
+                              precision=precision)  # fmt: skip
+    answer = agent.query(" ".join(question), retrieval=not no_retrieval)
+    if as_json:
+        from .report import write_json
+
+        write_json(answer.to_dict())
+        return
+    click.echo(answer.text)
+    if answer.sources:
+        click.echo("\nSources:")
+        for source in answer.sources:
+            mark = "*" if source.cited else " "
+            click.echo(f" {mark}[{source.number}] {source.document.title or source.document.id} "
+                       f"({source.document.id}, score {source.score:.2f})")  # fmt: skip
+
+
+@cli.command()
+@click.argument("adapter", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["merged", "adapter"]), required=True)
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@click.option("--base", help="Base model (default: the one the adapter records).")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+              help="Weights of a merged model.")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output folder.")
+def export(adapter, fmt, output, base, dtype, overwrite) -> None:
+    """Merge an adapter into its base model, or write a clean adapter folder to upload."""
+    from .export import export_adapter, export_merged
+
+    if fmt == "merged":
+        folder = export_merged(adapter, output, base, dtype, overwrite)
+    else:
+        folder = export_adapter(adapter, output, overwrite)
+    click.echo(f"wrote {folder}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -133,6 +133,14 @@ class TrainConfig:
     samples: int = 8  # sample generations written at the end
     max_new_tokens: int = 96
     eval_suite: str | None = None  # evaluate base vs the trained adapter on this suite at the end
+    # GRPO (trl-grpo)
+    num_generations: int = 4  # completions sampled per prompt (the group)
+    temperature: float = 1.0
+    kl_coef: float = 0.04  # GRPO's KL coefficient (DPO's --beta is another thing)
+    # comma-separated; default by data: facts,mongolian,length or preference,mongolian,length
+    rewards: str | None = None
+    reward_weights: str | dict | None = None  # "facts=1,length=0.5", or a TOML table
+    length_band: str = "20,80"  # words for the length reward
 
     def lora_targets(self) -> list[str] | str:
         if self.lora_target == "all-linear":

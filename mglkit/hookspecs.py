@@ -36,6 +36,17 @@ def register_suites(register):
 
 
 @hookspec
+def register_rewards(register):
+    """Register rewards for GRPO: objects with ``name`` and ``__call__(prompt, completion, record) -> float``;
+    ``record`` holds the dataset record's other fields (chosen, rejected, aliases...)."""
+
+
+@hookspec
+def register_retrievers(register):
+    """Register Retriever objects (``name``, ``build(documents) -> index``, ``load(folder) -> index``)."""
+
+
+@hookspec
 def log_metrics(run, step, metrics):
     """Receive a dict of metrics logged by a training run at a given optimizer step."""
 

@@ -23,6 +23,8 @@ REGISTRATION_HOOKS = {
     "register_evaluators": "evaluator",
     "register_model_sources": "model source",
     "register_suites": "suite",
+    "register_retrievers": "retriever",
+    "register_rewards": "reward",
 }
 
 

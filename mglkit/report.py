@@ -136,7 +136,10 @@ class TrainingProgress:
     def update(self, step: int, total: int, metrics: dict) -> None:
         if self.task is None:
             self.task = self.progress.add_task("train", total=total, stats="")
-        if "loss" in metrics:
+        if "reward" in metrics:  # GRPO
+            stats = f"loss {metrics.get('loss', 0):.4f}  reward {metrics['reward']:.3f}  kl {metrics.get('kl', 0):.4f}"
+            self.progress.update(self.task, completed=step, total=total, stats=stats)
+        elif "loss" in metrics:
             stats = (
                 f"loss {metrics['loss']:.4f}  acc {metrics.get('rewards/accuracies', 0):.2f}  "
                 f"margin {metrics.get('rewards/margins', 0):+.3f}"
@@ -152,33 +155,27 @@ class TrainingProgress:
             )
 
 
-def print_training_summary(stats: dict, out=None) -> None:
+def _key_values(title: str, items: dict, out=None) -> None:
     from rich.table import Table
 
     out = out or console()
-    table = Table(title="training summary", header_style="bold", show_edge=False)
-    table.add_column("metric")
+    table = Table(title=title, header_style="bold", show_edge=False)
+    table.add_column("item")
     table.add_column("value", justify="right")
-    for key, value in stats.items():
+    for key, value in items.items():
         if isinstance(value, dict) or value is None:
             continue
-        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else str(value))
+        text = f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+        table.add_row(key, text)
     out.print(table)
+
+
+def print_training_summary(stats: dict, out=None) -> None:
+    _key_values("training summary", stats, out)
 
 
 def print_plan(plan: dict, out=None) -> None:
-    from rich.table import Table
-
-    out = out or console()
-    table = Table(title="training plan (--dry-run)", header_style="bold", show_edge=False)
-    table.add_column("item")
-    table.add_column("value", justify="right")
-    for key, value in plan.items():
-        table.add_row(
-            key,
-            f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value),
-        )
-    out.print(table)
+    _key_values("training plan (--dry-run)", plan, out)
 
 
 def print_eval(report, out=None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -27,3 +28,10 @@ def resolve_data_path(name: str) -> Path:
         return path
     shipped = bundled(name)
     return shipped if shipped.is_file() else path
+
+
+def cache_root() -> Path:
+    """Where built models and indexes are cached: MGLKIT_CACHE, else the user cache directory."""
+    if os.environ.get("MGLKIT_CACHE"):
+        return Path(os.environ["MGLKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mglkit"

@@ -10,9 +10,10 @@ import orjson
 from .errors import MglkitError
 from .pairs import Pair, load_pairs
 
-PARTS = ("facts", "pairs", "fluency")
+PARTS = ("facts", "pairs", "fluency", "retrieval")
 _FACT_FIELDS = {"id": str, "question": str, "choices": list, "answer": int, "aliases": list}
 _FLUENCY_FIELDS = {"id": str, "text": str}
+_RETRIEVAL_FIELDS = {"id": str, "question": str, "passage_id": str}
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Suite:
     facts: list[dict] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
     fluency: list[dict] = field(default_factory=list)
+    retrieval: list[dict] = field(default_factory=list)
 
     def has(self, part: str) -> bool:
         return bool(getattr(self, part))
@@ -32,7 +34,8 @@ class Suite:
         fluent = [r for r in self.fluency if "degraded" not in r][:limit]
         keep = {r["id"] for r in fluent}
         degraded = [r for r in self.fluency if r.get("source_id") in keep]
-        return Suite(self.name, self.path, self.facts[:limit], self.pairs[:limit], fluent + degraded)
+        return Suite(self.name, self.path, self.facts[:limit], self.pairs[:limit], fluent + degraded,
+                     self.retrieval[:limit])  # fmt: skip
 
 
 def _records(path: Path, required: dict[str, type]) -> list[dict]:
@@ -86,8 +89,11 @@ def load_suite(name_or_path: str, pm=None) -> Suite:
         suite.pairs = list(load_pairs(path / "pairs.jsonl"))
     if (path / "fluency.jsonl").is_file():
         suite.fluency = _records(path / "fluency.jsonl", _FLUENCY_FIELDS)
+    if (path / "retrieval.jsonl").is_file():
+        suite.retrieval = _records(path / "retrieval.jsonl", _RETRIEVAL_FIELDS)
     if not any(suite.has(part) for part in PARTS):
         raise MglkitError(
-            f"{path}: none of facts.jsonl, pairs.jsonl, fluency.jsonl", hint="a suite folder holds at least one"
+            f"{path}: none of facts.jsonl, pairs.jsonl, fluency.jsonl, retrieval.jsonl",
+            hint="a suite folder holds at least one",
         )
     return suite

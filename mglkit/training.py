@@ -62,6 +62,7 @@ class TrainJob:
     precision: str  # fp32, fp16, bf16
     device: str
     resume_from: Path | None = None
+    facts_data: bool = False  # prompt trainers: the records come from a facts file (question, aliases)
 
 
 class Run:
@@ -149,6 +150,43 @@ def _validated_pairs(config: TrainConfig, path: Path) -> list:
     return list(load_pairs(path))
 
 
+def _prompt_records(config: TrainConfig, path: Path) -> tuple[list[dict], bool]:
+    """Records for prompt-only trainers: a facts file (question, choices, answer, aliases) or a pair
+    file (validated as for DPO). Every record gets ``question``; the other fields stay for rewards."""
+    import orjson
+
+    with open(path, "rb") as handle:
+        first = next((line for line in handle if line.strip()), b"")
+    try:
+        facts_data = "question" in orjson.loads(first)
+    except orjson.JSONDecodeError:
+        facts_data = False
+    if not facts_data:
+        pairs = _validated_pairs(config, path)
+        records = [{"question": p.prompt, "chosen": p.chosen, "rejected": p.rejected, **_flat(p.extra)} for p in pairs]
+        return records, False
+    records = []
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            record = orjson.loads(line)
+            question, aliases = record.get("question"), record.get("aliases")
+            if not isinstance(question, str) or not question.strip():
+                raise MglkitError(f"{path}, line {number}, field 'question': missing or empty")
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise MglkitError(f"{path}, line {number}, field 'aliases': expected a list of strings")
+            choices, answer = record.get("choices") or [], record.get("answer")
+            reference = choices[answer] if isinstance(answer, int) and 0 <= answer < len(choices) else aliases[0]
+            records.append({"question": question, "aliases": aliases, "reference": reference,
+                            "id": str(record.get("id", number)), "period": str(record.get("period", ""))})  # fmt: skip
+    return records, True
+
+
+def _flat(extra: dict) -> dict:
+    return {k: v for k, v in extra.items() if isinstance(v, str)}
+
+
 def _resume_point(config: TrainConfig, output: Path) -> Path | None:
     if config.resume is None:
         return None
@@ -181,20 +219,34 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False, progress=None) 
     data_path = resolve_data_path(config.dataset)
     if config.loss not in ("sigmoid", "ipo", "hinge", "robust"):
         raise ConfigError(f"unknown --loss {config.loss}", hint="sigmoid, ipo, hinge or robust")
-    pairs = _validated_pairs(config, data_path)
-    train_pairs, eval_pairs = split_train_eval(pairs, config.eval_split, config.seed)
+    prompts_only = getattr(trainer, "inputs", "pairs") == "prompts"
+    if prompts_only:  # GRPO-style trainers sample their own answers: prompts and their records
+        records, facts_data = _prompt_records(config, data_path)
+    else:
+        records, facts_data = _validated_pairs(config, data_path), False
+    train_items, eval_items = split_train_eval(records, config.eval_split, config.seed)
     options = ModelOptions(config.precision, trust_remote_code=config.trust_remote_code, quantize=config.quantize)
     model, tokenizer = load_model(config.base, options, pm)
     fmt = PromptFormat(chat_template=config.chat_template and bool(tokenizer.chat_template))
-    train_tok = tokenize_pairs(train_pairs, tokenizer, fmt)
-    eval_tok = tokenize_pairs(eval_pairs, tokenizer, fmt)
     trainable, total = lora_parameter_count(model, config)
-    keep_start = getattr(trainer, "truncation", "prompt-left") == "keep-start"
-    cut = sum(
-        cut_by_keep_start(p, config.max_length) if keep_start else truncate_keep_prompt_end(p, config.max_length)[1]
-        for p in train_tok + eval_tok
-    )
-    plan = _plan(config, train_tok, eval_tok, trainable, total, options, cut, model)
+    if prompts_only:
+        train_tok, eval_tok, cut = [], [], 0
+        train_records = [{**r, "prompt": fmt.render(tokenizer, r["question"])} for r in train_items]
+        eval_records = [{**r, "prompt": fmt.render(tokenizer, r["question"])} for r in eval_items]
+        lengths = [len(tokenizer(r["prompt"])["input_ids"]) + config.max_new_tokens for r in train_records]
+        samples = [(r["question"], r.get("chosen") or r.get("reference", "")) for r in eval_items or train_items]
+    else:
+        train_tok = tokenize_pairs(train_items, tokenizer, fmt)
+        eval_tok = tokenize_pairs(eval_items, tokenizer, fmt)
+        train_records, eval_records = rendered(train_items, tokenizer, fmt), rendered(eval_items, tokenizer, fmt)
+        keep_start = getattr(trainer, "truncation", "prompt-left") == "keep-start"
+        cut = sum(
+            cut_by_keep_start(p, config.max_length) if keep_start else truncate_keep_prompt_end(p, config.max_length)[1]
+            for p in train_tok + eval_tok
+        )
+        lengths = [len(p.prompt_ids) * 2 + len(p.chosen_ids) + len(p.rejected_ids) for p in train_tok]
+        samples = [(p.prompt, p.chosen) for p in eval_items or train_items]
+    plan = _plan(config, len(train_items), len(eval_items), lengths, trainable, total, options, cut, model)
     if config.dry_run:
         return plan
     output = _prepare_output(config, overwrite)
@@ -211,14 +263,14 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False, progress=None) 
             run.rewind_metrics(int(resume_from.name.split("-")[-1]))
         job = TrainJob(
             config=config, model=model, tokenizer=tokenizer, lora=lora_config(config),
-            train=train_tok, eval=eval_tok,
-            train_records=rendered(train_pairs, tokenizer, fmt), eval_records=rendered(eval_pairs, tokenizer, fmt),
+            train=train_tok, eval=eval_tok, train_records=train_records, eval_records=eval_records,
             run=run, precision=options.resolved_precision, device=options.device_type, resume_from=resume_from,
+            facts_data=facts_data,
         )  # fmt: skip
         result = trainer.train(job)
         if not result.is_main:
             return {}
-        return _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, eval_pairs or train_pairs, pm)
+        return _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, samples, pm)
     finally:
         if handler is not None:
             log.removeHandler(handler)
@@ -239,31 +291,31 @@ def _file_log(run: Run) -> logging.Handler:
     return handler
 
 
-def _plan(config, train_tok, eval_tok, trainable, total, options, cut, model) -> dict:
+def _plan(config, n_train, n_eval, lengths, trainable, total, options, cut, model) -> dict:
     """What a run will do, and a rough memory estimate (weights + LoRA optimizer + activations)."""
     import os
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     global_batch = config.batch_size * world
-    micro = math.ceil(len(train_tok) / global_batch)
+    micro = math.ceil(n_train / global_batch)
     per_epoch = max(1, math.ceil(micro / config.grad_accum))
     steps = config.max_steps if config.max_steps > 0 else math.ceil(config.epochs * per_epoch)
-    tokens = sum(len(p.prompt_ids) * 2 + len(p.chosen_ids) + len(p.rejected_ids) for p in train_tok)
+    tokens = sum(lengths)
     bytes_per = {"fp32": 4, "fp16": 2, "bf16": 2}[options.resolved_precision]
     weights = total * (0.55 if config.quantize == "4bit" else bytes_per)
     lora_state = trainable * 16  # fp32 weight, gradient and two Adam moments
     hidden = model.config.hidden_size
     layers = model.config.num_hidden_layers
-    length = min(config.max_length, max((p.length for p in train_tok), default=0))
+    length = min(config.max_length, max(lengths, default=0))
     activations = 2 * config.batch_size * length * hidden * layers * 34 * bytes_per / 2
     if config.gradient_checkpointing:
         activations /= layers
     return {
         "base_model": config.base,
         "trainer": config.trainer,
-        "pairs": len(train_tok) + len(eval_tok),
-        "train_pairs": len(train_tok),
-        "eval_pairs": len(eval_tok),
+        "pairs": n_train + n_eval,
+        "train_pairs": n_train,
+        "eval_pairs": n_eval,
         "train_tokens_per_epoch": tokens,
         "truncated_pairs": cut,
         "optimizer_steps": steps,
@@ -305,7 +357,7 @@ def _save_adapter(model, folder: Path, tokenizer, state: dict | None = None) -> 
     tmp.rmdir()
 
 
-def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, sample_pairs, pm) -> dict:
+def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, samples, pm) -> dict:
     from .atomic import atomic_writer
     from .pairs import write_jsonl
 
@@ -313,12 +365,13 @@ def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, sample_
     _save_adapter(model, run.dir / "last", tokenizer)
     _save_adapter(model, run.dir, tokenizer, result.best_adapter)  # the best by eval loss, else the last
     train_logs = [h for h in run.history if "loss" in h]
+    rewards = [h["reward"] for h in train_logs if "reward" in h]  # GRPO: the mean total reward of a step
     evals = [h for h in run.history if "eval_loss" in h]
     at_best = next((h for h in evals if h["step"] == result.best_step), evals[-1] if evals else None)
-    samples = sample_pairs[: config.samples]
-    answers = generate(model, tokenizer, [p.prompt for p in samples], fmt, config.max_new_tokens, seed=SAMPLE_SEED)
+    samples = samples[: config.samples]
+    answers = generate(model, tokenizer, [q for q, _ in samples], fmt, config.max_new_tokens, seed=SAMPLE_SEED)
     write_jsonl(
-        ({"prompt": p.prompt, "generation": a, "chosen": p.chosen} for p, a in zip(samples, answers, strict=True)),
+        ({"prompt": q, "generation": a, "reference": ref} for (q, ref), a in zip(samples, answers, strict=True)),
         run.logs / "sample_generations.jsonl",
     )
     adapter_file = run.dir / "adapter_model.safetensors"
@@ -331,7 +384,7 @@ def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, sample_
         "total_steps": result.optimizer_steps,
         "micro_steps": result.micro_steps,
         "avg_loss": sum(h["loss"] for h in train_logs) / len(train_logs) if train_logs else None,
-        "mean_reward": at_best["eval_rewards/margins"] if at_best else None,
+        "mean_reward": at_best["eval_rewards/margins"] if at_best else _last_quarter_mean(rewards),
         "validation_accuracy": at_best["eval_rewards/accuracies"] if at_best else None,
         "eval_loss": at_best["eval_loss"] if at_best else None,
         "best_step": result.best_step,
@@ -372,6 +425,13 @@ def _write_outputs(run, config, result, tokenizer, fmt, plan, data_path, sample_
         out.write(model_card(config, stats, args, benchmarks))
     run.note(f"saved the adapter to {run.dir} (last weights in {run.dir / 'last'})")
     return stats
+
+
+def _last_quarter_mean(values: list[float]) -> float | None:
+    if not values:
+        return None
+    tail = values[-max(1, len(values) // 4) :]
+    return sum(tail) / len(tail)
 
 
 def _sha256(path: Path) -> str:

@@ -109,7 +109,7 @@ def test_eval_end_to_end_json(quickstart_run, tmp_path):
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     report = json.loads(result.stdout)
     assert report["columns"] == ["base", quickstart_run.name]
-    assert set(report["evaluators"]) == {"preference", "fluency", "facts"}
+    assert set(report["evaluators"]) == {"preference", "fluency", "facts", "retrieval"}
     for name, columns in report["evaluators"].items():
         assert set(columns) == {"base", quickstart_run.name}, name
         for column in columns.values():
@@ -119,7 +119,7 @@ def test_eval_end_to_end_json(quickstart_run, tmp_path):
     adapter = report["evaluators"]["preference"][quickstart_run.name]
     assert "reward_accuracy" in adapter["metrics"] and "delta_vs_base" in adapter
     lines = [json.loads(line) for line in items.read_text().splitlines()]
-    assert {line["evaluator"] for line in lines} == {"preference", "fluency", "facts"}
+    assert {line["evaluator"] for line in lines} == {"preference", "fluency", "facts", "retrieval"}
     markdown = mglkit("eval", "benchmarks", "--base", "mglkit:tiny", "--adapter", quickstart_run, "--markdown",
                       "--limit", "2", "--evaluators", "facts", "--max-new-tokens", "4")  # fmt: skip
     assert markdown.returncode == 0 and b"| facts | acc |" in markdown.stdout
@@ -141,7 +141,9 @@ def test_bad_suites_and_foreign_adapters_are_clear_errors(quickstart_run, tmp_pa
     empty = tmp_path / "empty"
     empty.mkdir()
     result = mglkit("eval", empty, "--base", "mglkit:tiny")
-    assert result.returncode == 1 and b"none of facts.jsonl, pairs.jsonl, fluency.jsonl" in result.stderr
+    assert (
+        result.returncode == 1 and b"none of facts.jsonl, pairs.jsonl, fluency.jsonl, retrieval.jsonl" in result.stderr
+    )
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "facts.jsonl").write_text('{"id": "x", "question": "q", "choices": ["a", "b"]}\n')

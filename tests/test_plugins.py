@@ -46,6 +46,8 @@ def test_every_hook_is_documented():
         "register_evaluators",
         "register_model_sources",
         "register_suites",
+        "register_retrievers",
+        "register_rewards",
         "log_metrics",
         "register_commands",
     }

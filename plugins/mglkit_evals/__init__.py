@@ -6,11 +6,12 @@ from mglkit.resources import bundled
 from .facts import Facts
 from .fluency import Fluency
 from .preference import Preference
+from .retrieval import Retrieval
 
 
 @hookimpl
 def register_evaluators(register):
-    for evaluator in (Preference(), Fluency(), Facts()):
+    for evaluator in (Preference(), Fluency(), Facts(), Retrieval()):
         register(evaluator)
 
 

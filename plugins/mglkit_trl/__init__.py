@@ -14,6 +14,18 @@ class TRLDPOTrainer:
         return train(job)
 
 
+class TRLGRPOTrainer:
+    name = "trl-grpo"
+    description = "TRL's GRPOTrainer: groups of sampled answers scored by reward plugins"
+    inputs = "prompts"  # prompts (and their records) from a pair file or a facts file, not pairs
+
+    def train(self, job):
+        from .grpo import train
+
+        return train(job)
+
+
 @hookimpl
 def register_trainers(register):
     register(TRLDPOTrainer())
+    register(TRLGRPOTrainer())

@@ -45,20 +45,17 @@ class _Bridge(TrainerCallback):
             self.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
-def config_for(job):
-    from trl import DPOConfig
+def stop_printing(trainer) -> None:
+    """Our sinks print; TRL's printer would repeat every log as a dict."""
+    trainer.remove_callback(PrinterCallback)
 
+
+def shared_args(job) -> dict:
+    """TrainingArguments both TRL trainers take from our config the same way."""
     cfg = job.config
-    every = {"eval_strategy": "no"}
-    if job.eval:
-        every = (
-            {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if cfg.eval_steps else {"eval_strategy": "epoch"}
-        )
     saving = {"save_strategy": "steps", "save_steps": cfg.save_steps} if cfg.save_steps else {"save_strategy": "epoch"}
-    return DPOConfig(
+    return dict(
         output_dir=str(job.run.checkpoints),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
@@ -68,31 +65,79 @@ def config_for(job):
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         optim="adamw_torch",
+        disable_dropout=not cfg.keep_dropout,
+        seed=cfg.seed,
+        bf16=job.precision == "bf16",  # TRL 1.16 asks for bf16 by default, also on CPU
+        fp16=job.precision == "fp16",
+        use_cpu=job.device == "cpu",
+        gradient_checkpointing=cfg.gradient_checkpointing,  # TRL's default is on
+        logging_steps=cfg.logging_steps,
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,
+        **saving,
+    )
+
+
+def config_for(job):
+    from trl import DPOConfig
+
+    cfg = job.config
+    every = {"eval_strategy": "no"}
+    if job.eval:
+        every = (
+            {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if cfg.eval_steps else {"eval_strategy": "epoch"}
+        )
+    return DPOConfig(
+        **shared_args(job),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
         beta=cfg.beta,
         loss_type=[cfg.loss],
         label_smoothing=cfg.label_smoothing,
         max_length=cfg.max_length,
         truncation_mode="keep_start",
         precompute_ref_log_probs=cfg.precompute_ref,
-        disable_dropout=not cfg.keep_dropout,
-        seed=cfg.seed,
-        bf16=job.precision == "bf16",
-        fp16=job.precision == "fp16",
-        use_cpu=job.device == "cpu",
-        gradient_checkpointing=cfg.gradient_checkpointing,
         torch_compile=cfg.compile,
-        logging_steps=cfg.logging_steps,
-        save_total_limit=2,
-        report_to=[],
-        disable_tqdm=True,
         dataloader_num_workers=0,
         **every,
-        **saving,
+    )
+
+
+def run(trainer, job, bridge, start: float) -> TrainResult:
+    """Train (or resume), turning Ctrl-C and CUDA out-of-memory into clear messages."""
+    import torch
+
+    stop_printing(trainer)
+    try:
+        trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    except KeyboardInterrupt:
+        trainer._save_checkpoint(trainer.model, trial=None)
+        raise MglkitError(
+            f"interrupted at step {trainer.state.global_step}; state saved in {job.run.checkpoints}",
+            hint=f"continue with: mglkit train ... --output {job.run.dir} --resume",
+        ) from None
+    except torch.cuda.OutOfMemoryError:
+        cfg = job.config
+        raise MglkitError(
+            "CUDA out of memory",
+            hint=f"lower --batch-size (now {cfg.batch_size}) and raise --grad-accum; lower --max-length "
+            f"(now {cfg.max_length}); add --gradient-checkpointing; lower --lora-r; or --quantize 4bit",
+        ) from None
+    return TrainResult(
+        model=trainer.model,
+        best_adapter=bridge.best_adapter,
+        best_step=bridge.best_step,
+        optimizer_steps=trainer.state.global_step,
+        micro_steps=bridge.micro_steps,
+        train_tokens=bridge.tokens,
+        seconds=time.perf_counter() - start,
+        peak_memory_mb=peak_memory_mb(),
+        is_main=trainer.accelerator.is_main_process,
     )
 
 
 def train(job) -> TrainResult:
-    import torch
     from datasets import Dataset
     from trl import DPOTrainer
 
@@ -107,31 +152,4 @@ def train(job) -> TrainResult:
         peft_config=job.lora,
         callbacks=[bridge],
     )
-    trainer.remove_callback(PrinterCallback)  # our sinks print; TRL's would repeat every log as a dict
-    try:
-        output = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-    except KeyboardInterrupt:
-        trainer._save_checkpoint(trainer.model, trial=None)
-        raise MglkitError(
-            f"interrupted at step {trainer.state.global_step}; state saved in {job.run.checkpoints}",
-            hint=f"continue with: mglkit train ... --output {job.run.dir} --resume",
-        ) from None
-    except torch.cuda.OutOfMemoryError:
-        cfg = job.config
-        raise MglkitError(
-            "CUDA out of memory",
-            hint=f"lower --batch-size (now {cfg.batch_size}) and raise --grad-accum; lower --max-length "
-            f"(now {cfg.max_length}); add --gradient-checkpointing; lower --lora-r; or --quantize 4bit",
-        ) from None
-    state = trainer.state
-    return TrainResult(
-        model=trainer.model,
-        best_adapter=bridge.best_adapter,
-        best_step=bridge.best_step,
-        optimizer_steps=state.global_step,
-        micro_steps=bridge.micro_steps,
-        train_tokens=bridge.tokens,
-        seconds=time.perf_counter() - start if output else 0.0,
-        peak_memory_mb=peak_memory_mb(),
-        is_main=trainer.accelerator.is_main_process,
-    )
+    return run(trainer, job, bridge, start)

@@ -1,0 +1,32 @@
+"""Retrieval quality: does the index find the passage that answers each question? recall@1,
+recall@5 and mean reciprocal rank. Retrieval does not depend on the model: every column is equal."""
+
+from mglkit.evaluation import EvalResult
+
+DEPTH = 10
+
+
+class Retrieval:
+    name = "retrieval"
+    needs = ("retrieval",)
+    description = "recall@1, recall@5 and MRR of the retriever on questions with a known answering passage"
+
+    def evaluate(self, scorer, suite, context) -> EvalResult:
+        from mglkit.resources import cache_root
+        from mglkit.retrieval import Index, build_index, default_index
+
+        corpus = suite.path / "corpus"
+        if corpus.is_dir():  # a suite may bring its own documents
+            index = Index(build_index([corpus], cache_root() / f"suite-index-{suite.name}"))
+        else:
+            index = default_index()
+        values = {"recall@1": [], "recall@5": [], "mrr": []}
+        items = []
+        for item in suite.retrieval:
+            found = [doc.id for doc, _ in index.search(item["question"], DEPTH)]
+            rank = found.index(item["passage_id"]) + 1 if item["passage_id"] in found else None
+            values["recall@1"].append(float(rank == 1))
+            values["recall@5"].append(float(rank is not None and rank <= 5))
+            values["mrr"].append(1 / rank if rank else 0.0)
+            items.append({"id": item["id"], "rank": rank, "top": found[:5]})
+        return EvalResult.from_values(self.name, scorer.name, values, items, seed=context.seed)

@@ -1,0 +1,146 @@
+"""Retrieval, `mglkit ask`, the guide's RAG and inference snippets, `mglkit index`, `mglkit export`."""
+
+import json
+
+from conftest import mglkit
+
+from mglkit.retrieval import tokenize
+
+QUESTION = "Монголын ардчилсан хувьсгалын тухай хэлнэ үү?"
+
+
+def test_mongolian_tokenisation():
+    assert tokenize("Чингисийн ХААН, Монголын!") == ["чингис", "хаан", "монгол"]
+    assert tokenize("Хархоринд очсон", stem=False) == ["хархоринд", "очсон"]
+    assert tokenize("Хархоринд") == ["хархорин"]
+    assert tokenize("онд") == ["онд"]  # a stem keeps three letters
+
+
+def test_recall_at_5_on_the_bundled_corpus():
+    from mglkit.evaluation import Context
+    from mglkit.plugins import get_plugin_manager
+    from mglkit.suites import load_suite
+
+    suite = load_suite("benchmarks")
+    assert len(suite.retrieval) >= 60
+    retrieval = get_plugin_manager().collect("register_evaluators")["retrieval"].obj
+    result = retrieval.evaluate(type("NoModel", (), {"name": "none"})(), suite, Context(reference=None))
+    assert result.metrics["recall@5"].value >= 0.85, result.metrics
+    assert result.metrics["recall@1"].value <= result.metrics["recall@5"].value
+    assert 0 < result.metrics["mrr"].value <= 1
+
+
+def test_the_guides_rag_snippet(quickstart_run, capsys):
+    from mglkit.rag import MongolianRAGAgent  # the guide: from mongolian_rag.rag_agent import MongolianRAGAgent
+
+    # Initialize RAG agent with fine-tuned model
+    rag_agent = MongolianRAGAgent(model_name=str(quickstart_run), base_model="mglkit:tiny", use_peft=True)
+
+    # Query with improved responses
+    response = rag_agent.query(QUESTION)
+    print(response)
+
+    printed = capsys.readouterr().out.strip()
+    assert printed and printed == response.text
+    assert 1 <= len(response.sources) <= 4
+    assert all(s.document.text and s.score > 0 for s in response.sources)
+    assert [s.number for s in response.sources] == list(range(1, len(response.sources) + 1))
+
+
+def test_the_guides_inference_snippet(quickstart_run):
+    import torch
+    from peft import PeftModel
+
+    from mglkit.models import ModelOptions, load_model
+
+    # Load base model and tokenizer (the guide: AutoTokenizer / AutoModelForCausalLM of the hub id)
+    base_model, tokenizer = load_model("mglkit:tiny", ModelOptions(precision="fp32"))
+    # Load LoRA adapter
+    model = PeftModel.from_pretrained(base_model, str(quickstart_run))
+
+    def generate_response(prompt: str, max_length: int = 256) -> str:
+        formatted_prompt = f"<|user|>\n{prompt}\n<|assistant|>\n"
+        inputs = tokenizer(formatted_prompt, return_tensors="pt", truncation=True, max_length=512)
+        with torch.no_grad():
+            outputs = model.generate(
+                **inputs,
+                max_new_tokens=max_length,
+                do_sample=True,
+                temperature=0.7,
+                top_p=0.9,
+                pad_token_id=tokenizer.eos_token_id,
+            )
+        return tokenizer.decode(outputs[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    torch.manual_seed(0)
+    response = generate_response("Чингис хааны тухай ярина уу?", max_length=24)
+    assert response
+
+
+def test_ask_json_and_no_retrieval(quickstart_run):
+    args = ["ask", QUESTION, "--base", "mglkit:tiny", "--adapter", quickstart_run, "--max-new-tokens", "16"]
+    result = mglkit(*args, "--json", "--k", "3")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    answer = json.loads(result.stdout)
+    assert answer["question"] == QUESTION and answer["answer"]
+    assert len(answer["sources"]) == 3 and all({"id", "title", "score", "text"} <= s.keys() for s in answer["sources"])
+    plain = mglkit(*args, "--no-retrieval", "--json")
+    assert json.loads(plain.stdout)["sources"] == []
+    human = mglkit(*args)
+    assert human.returncode == 0 and b"Sources:" in human.stdout
+
+
+def test_index_your_own_documents(tiny, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.md").write_text(
+        "Эрдэнэ Зуу хийдийг 1585 онд Абтай сайн хаан байгуулжээ.\n\nХархорум хотыг Өгэдэй хаан бариулсан.\n",
+        encoding="utf-8",
+    )
+    (docs / "more.jsonl").write_text(
+        json.dumps({"id": "zanabazar", "title": "Занабазар", "text": "Өндөр гэгээн Занабазар 1635 онд төрсөн."},
+                   ensure_ascii=False) + "\n", encoding="utf-8")  # fmt: skip
+    result = mglkit("index", docs, "--output", tmp_path / "idx")
+    assert result.returncode == 0 and b"indexed 3 documents" in result.stdout, result.stderr.decode()
+    answer = mglkit("ask", "Эрдэнэ Зуу хийдийг хэн байгуулсан бэ?", "--base", "mglkit:tiny", "--index",
+                    tmp_path / "idx", "--k", "1", "--json", "--max-new-tokens", "8")  # fmt: skip
+    assert json.loads(answer.stdout)["sources"][0]["id"] == "notes-1"
+    bad = mglkit("ask", "асуулт", "--base", "mglkit:tiny", "--index", docs)
+    assert bad.returncode == 1 and b"not an mglkit index" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_export_merged_gives_the_same_logits(quickstart_run, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from mglkit.models import ModelOptions, load_model
+
+    out = tmp_path / "merged"
+    result = mglkit("export", quickstart_run, "--format", "merged", "--output", out)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert (out / "config.json").is_file() and list(out.glob("*.safetensors")) and (out / "tokenizer.json").is_file()
+    assert not (out / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    assert not isinstance(merged, PeftModel)
+    base, tokenizer = load_model("mglkit:tiny", ModelOptions(precision="fp32"))
+    unmerged = PeftModel.from_pretrained(base, str(quickstart_run))
+    inputs = tokenizer("Их Монгол Улс хэдэн онд байгуулагдсан бэ?", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(merged(**inputs).logits, unmerged(**inputs).logits, atol=1e-5)
+
+
+def test_export_adapter_is_clean_and_loads(quickstart_run, tmp_path):
+    from peft import PeftModel
+
+    from mglkit.models import ModelOptions, load_model
+
+    out = tmp_path / "adapter"
+    assert mglkit("export", quickstart_run, "--format", "adapter", "--output", out).returncode == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= names
+    assert not names & {"checkpoints", "last", "training_logs"}
+    base, _ = load_model("mglkit:tiny", ModelOptions(precision="fp32"))
+    PeftModel.from_pretrained(base, str(out))
+    again = mglkit("export", quickstart_run, "--format", "adapter", "--output", out)
+    assert again.returncode == 2 and b"exists" in again.stderr
