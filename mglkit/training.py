@@ -473,6 +473,11 @@ def model_card(config: TrainConfig, stats: dict, args: dict, benchmarks: str | N
     metrics = "\n".join(f"| {k} | {fmt(v)} |" for k, v in stats.items() if not isinstance(v, dict))
     versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
     bench_section = f"\n## Benchmarks (`{config.eval_suite}`)\n\n{benchmarks}\n" if benchmarks else ""
+    if "reward" in (stats.get("final_train") or {}):  # a GRPO run
+        method = (f"GRPO, rewards {config.rewards or 'by data'}, {config.num_generations} answers per prompt, "
+                  f"KL coefficient {config.kl_coef}")  # fmt: skip
+    else:
+        method = f"DPO, `{config.loss}` loss, beta {config.beta}"
     commit = _git_commit()
     return f"""---
 base_model: {config.base}
@@ -483,8 +488,8 @@ tags: [mglkit, dpo, lora, mongolian, history]
 
 # LoRA adapter: {Path(config.output).name}
 
-A LoRA adapter for `{config.base}`, trained with mglkit's `{config.trainer}` trainer (DPO,
-`{config.loss}` loss, beta {config.beta}) on Mongolian-history preference pairs.
+A LoRA adapter for `{config.base}`, trained with mglkit's `{config.trainer}` trainer ({method})
+on Mongolian-history data.
 
 - Data: `{args["dataset_path"]}` (sha256 `{args["dataset_sha256"]}`), {stats["train_samples"]} training
   and {stats["test_samples"]} evaluation pairs.

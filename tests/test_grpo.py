@@ -116,7 +116,8 @@ def test_grpo_learns_a_reward_with_room_to_improve(tiny, tmp_path):
     first, last = [r["rewards/length/mean"] for r in rows[:4]], [r["rewards/length/mean"] for r in rows[-8:]]
     assert sum(last) / 8 > sum(first) / 4 + 0.2
     stats = json.loads((out / "training_logs" / "training_stats.json").read_text())
-    assert stats["trainer"] == "trl-grpo" and stats["total_steps"] == 30
+    assert stats["trainer"] == "trl-grpo" and stats["total_steps"] == 30 and stats["mean_reward"] > 0
+    assert "GRPO, rewards length, 8 answers per prompt" in (out / "README.md").read_text()
     from peft import PeftModel
 
     from mglkit.models import ModelOptions, load_model

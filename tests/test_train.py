@@ -257,3 +257,27 @@ def test_train_with_eval_reports_benchmarks(tiny, eight_pairs, tmp_path):
     assert stats["benchmarks"]["columns"] == ["base", "adapter"]
     card = (tmp_path / "run" / "README.md").read_text()
     assert "## Benchmarks" in card and "| facts | acc |" in card
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tiny, tmp_path):
+    args = ["--trainer", "dpo", "--base", "mglkit:tiny", "--eval-split", "0", "--batch-size", "4",
+            "--max-steps", "40", "--learning-rate", "5e-4", "--precision", "fp32", "--samples", "0",
+            "--max-length", "192", "--grad-accum", "1"]  # fmt: skip
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "mglkit", "train", *args, "--output", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    metrics = out / "training_logs" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while process.poll() is None and time.time() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and b"interrupted at step" in stderr, stderr.decode()[-2000:]
+    assert b"Traceback" not in stderr
+    (checkpoint,) = (out / "checkpoints").glob("step-*")
+    stopped_at = int(checkpoint.name.split("-")[1])
+    assert 0 < stopped_at < 40
+    train_ok(*args, "--output", out, "--resume")
+    assert [m["step"] for m in train_rows(out)] == list(range(1, 41))
