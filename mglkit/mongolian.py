@@ -94,6 +94,15 @@ def _quoted(words) -> str:
     return ", ".join(f"«{w}»" for w in bare[:5])
 
 
+def is_russian_word(word: str) -> bool:
+    """A frequent Russian word, or a word with a Russian noun or adjective ending."""
+    return word in RUSSIAN_WORDS or word.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES)
+
+
+def kazakh_letter_count(text: str) -> int:
+    return len(_KAZAKH_LETTERS.findall(text))
+
+
 def foreign_language(text: str, words: list[str] | None = None, plain: bool | None = None) -> LanguageVerdict | None:
     """The verdict when the text is Russian, Kazakh or Mongolian mixed with Russian; else None.
 
@@ -110,7 +119,7 @@ def foreign_language(text: str, words: list[str] | None = None, plain: bool | No
     if not russian:
         return None
     # only now is it worth looking for Russian noun endings
-    russian = russian.union(w for w in words if w.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES))
+    russian = russian.union(w for w in words if is_russian_word(w))
     if len(russian) < 2:
         return None
     if _MONGOLIAN_LETTERS.search(text) is None and not MONGOLIAN_WORDS.intersection(words):

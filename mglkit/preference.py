@@ -26,7 +26,7 @@ def rendered(pairs, tokenizer, fmt: PromptFormat) -> list[dict]:
     return [{"prompt": fmt.render(tokenizer, p.prompt), "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -43,7 +43,7 @@ def tokenize_pairs(pairs, tokenizer, fmt: PromptFormat) -> list[TokenizedPair]:
         prompt = tokenizer(record["prompt"])["input_ids"]
         chosen = tokenizer(record["prompt"] + _with_eos(record["chosen"], eos))["input_ids"]
         rejected = tokenizer(record["prompt"] + _with_eos(record["rejected"], eos))["input_ids"]
-        cut = min(_common_prefix(prompt, chosen), _common_prefix(prompt, rejected))
+        cut = min(common_prefix(prompt, chosen), common_prefix(prompt, rejected))
         out.append(TokenizedPair(prompt[:cut], chosen[cut:], rejected[cut:], index))
     return out
 

@@ -48,14 +48,14 @@ class ModelScorer:
     def loglikelihood(self, requests):
         import torch
 
-        from .preference import _common_prefix
+        from .preference import common_prefix
 
         tok = self.tokenizer
         encoded = []
         for context, continuation in requests:
             whole = tok(context + continuation)["input_ids"]
             head = tok(context)["input_ids"] if context else whole[:1]  # the BOS (or first token) as context
-            cut = max(1, _common_prefix(head, whole))
+            cut = max(1, common_prefix(head, whole))
             encoded.append((whole, cut))
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar length
         results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)

@@ -8,7 +8,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ..mongolian import _KAZAKH_LETTERS, _RUSSIAN_SUFFIXES, _TRAILING, RUSSIAN_WORDS, cyrillic_share, latin_share
+from ..mongolian import cyrillic_share, is_russian_word, kazakh_letter_count, latin_share
 
 HERE = Path(__file__).resolve().parent
 MODULES = ("mongolian_purity", "repetition", "bits_per_character")
@@ -30,10 +30,10 @@ def load(name: str):
 def purity(text: str) -> dict:
     """Mongolian purity of a text: Cyrillic share of letters, minus Russian words and Kazakh letters."""
     words = text.split()
-    russian = sum(1 for w in words if w in RUSSIAN_WORDS or w.lower().rstrip(_TRAILING).endswith(_RUSSIAN_SUFFIXES))
+    russian = sum(1 for w in words if is_russian_word(w))
     letters = sum(ch.isalpha() for ch in text)
     russian_share = russian / len(words) if words else 0.0
-    kazakh_share = len(_KAZAKH_LETTERS.findall(text)) / letters if letters else 0.0
+    kazakh_share = kazakh_letter_count(text) / letters if letters else 0.0
     cyrillic = cyrillic_share(text)
     return {
         "purity": cyrillic * (1 - russian_share) * (1 - kazakh_share),
