@@ -104,7 +104,7 @@ def test_a_failing_reward_is_a_clear_error(tiny, broken_rewards, tmp_path, rewar
 def test_grpo_learns_a_reward_with_room_to_improve(tiny, tmp_path):
     out = tmp_path / "run"
     result = mglkit("train", "--trainer", "trl-grpo", "--base", "mglkit:tiny", "--rewards", "length",
-                    "--length-band", "2,8", "--learning-rate", "2e-2", "--batch-size", "4", "--num-generations", "8",
+                    "--length-band", "2,8", "--learning-rate", "1e-2", "--batch-size", "4", "--num-generations", "8",
                     "--grad-accum", "1", "--max-steps", "30", "--max-new-tokens", "32", "--warmup-ratio", "0",
                     "--scheduler", "constant", "--seed", "3", "--kl-coef", "0", "--samples", "1",
                     "--output", out)  # fmt: skip
