@@ -78,7 +78,6 @@ class EvalReport:
         head = "| evaluator | metric | " + " | ".join(self.columns) + " |"
         lines = [head, "|---|---|" + "---:|" * len(self.columns)]
         for name, by_column in self.results.items():
-            base = by_column[self.columns[0]]
             for metric in _metric_order(by_column):
                 cells = []
                 for column in self.columns:
@@ -89,7 +88,6 @@ class EvalReport:
                         cell += f" ({delta.value:+.3f}{'*' if delta.significant else ''})"
                     cells.append(cell)
                 lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
-            del base
         lines.append("")
         lines.append("Values are means with 95% bootstrap intervals; (Δ) is the paired difference from the base "
                      "model, * when its 95% interval excludes zero.")  # fmt: skip

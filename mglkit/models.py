@@ -10,8 +10,6 @@ from typing import Any
 
 from .errors import MglkitError
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
 # Library chatter that says nothing to a user of mglkit.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
 warnings.filterwarnings("ignore", message="Could not find a config file in mglkit:", category=UserWarning)

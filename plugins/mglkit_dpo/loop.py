@@ -3,6 +3,7 @@ log-probabilities are computed once before training (by default) and never again
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -159,7 +160,7 @@ def train(job) -> TrainResult:
                     continue
                 accumulate = cfg.grad_accum - micro_in_step
                 sync = accumulate == 1 or micro == micro_per_epoch - 1
-                with accelerator.no_sync(model) if not sync else _nullcontext():
+                with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
                     loss, per_pair, tokens = forward(indices, train_set, ref_train)
                     accelerator.backward(loss / min(cfg.grad_accum, micro_per_epoch - micro + micro_in_step))
                 step_metrics.append(per_pair)
@@ -252,14 +253,6 @@ def train(job) -> TrainResult:
 
 def _to(batch: dict, device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _remove_tree(path) -> None:
