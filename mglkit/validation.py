@@ -298,8 +298,9 @@ def _refuse_overwriting_input(out: str, inputs: list[str]) -> None:
 
 
 class _Tally:
-    def __init__(self, file: str, sink: Callable[[Finding], None] | None, keep: bool):
+    def __init__(self, file: str, sink: Callable[[Finding], None] | None, keep: bool, strict: bool = False):
         self.file = file
+        self.strict = strict  # warnings count as errors
         self.sink = sink
         self.stats = Stats()
         self.rules: dict[str, RuleSummary] = {}
@@ -307,6 +308,8 @@ class _Tally:
 
     def add(self, finding: Finding) -> None:
         finding.file = self.file
+        if self.strict and finding.severity == WARNING:
+            finding.severity = ERROR
         summary = self.rules.setdefault(finding.rule, RuleSummary())
         if finding.severity == ERROR:
             self.stats.errors += 1
@@ -352,7 +355,7 @@ def validate_stream(
     validators = [cls(config) for cls in validator_classes(pm, config.validators)]
     checker = RecordChecker(config, [v for v in validators if v.per_record])
     dataset_wide = [v for v in validators if not v.per_record]
-    tally = _Tally(file, sink, keep_findings)
+    tally = _Tally(file, sink, keep_findings, config.strict)
     first = next(lines, None)
     if first is None:
         return _unusable(
@@ -383,8 +386,6 @@ def validate_stream(
                     findings.extend(validator.check(record.pair))
             errors = []
             for finding in findings:
-                if config.strict and finding.severity == WARNING:
-                    finding.severity = ERROR
                 tally.add(finding)
                 if finding.severity == ERROR:
                     errors.append(finding)
@@ -402,8 +403,6 @@ def validate_stream(
             )
         for validator in dataset_wide:
             for finding in validator.finish(tally.stats):
-                if config.strict and finding.severity == WARNING:
-                    finding.severity = ERROR
                 tally.add(finding)
     except BaseException as exc:
         outputs.close(exc)
