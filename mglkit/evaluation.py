@@ -6,12 +6,12 @@ base column is the same model with adapters disabled.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, MglkitError
+from .mongolian import normalize_for_compare
 from .stats import Delta, Score, bootstrap, paired_delta
 
 
@@ -126,13 +126,6 @@ class CachedScorer:
         return self.inner.generate(prompts, max_new_tokens)
 
 
-_PUNCT = re.compile(r"[^\w\s]")
-
-
-def _words(text: str) -> list[str]:
-    return _PUNCT.sub(" ", text.lower()).split()
-
-
 def _word_matches(word: str, alias: str) -> bool:
     if alias.isdigit():  # a year must be that year: 1206 matches "1206", "1206-д", never "12060"
         return word == alias or (word.startswith(alias) and not word[len(alias)].isdigit())
@@ -143,9 +136,9 @@ def _word_matches(word: str, alias: str) -> bool:
 def matches_alias(answer: str, aliases: list[str]) -> bool:
     """Whether a generated answer contains one of the aliases (case, punctuation and case endings
     ignored; numbers matched whole)."""
-    words = _words(answer)
+    words = normalize_for_compare(answer).split()
     for alias in aliases:
-        target = _words(alias)
+        target = normalize_for_compare(alias).split()
         if not target:
             continue
         for start in range(len(words) - len(target) + 1):
@@ -219,10 +212,7 @@ def evaluate(
         model, tokenizer = load_model(base, ModelOptions(precision), pm)
         for i, adapter in enumerate(adapters):
             name = f"adapter{i}"
-            if i == 0:
-                model = load_adapter(model, adapter, base, adapter_name=name)
-            else:
-                load_adapter(model, adapter, base, adapter_name=name)
+            model = load_adapter(model, adapter, base, adapter_name=name)  # the first wraps, the others join
             names.append((Path(adapter).name or str(adapter), name, run_format(adapter)))
     else:
         names.append(("adapter", "default", fmt))
