@@ -1,14 +1,51 @@
-"""mglkit: evaluation-first preference fine-tuning of language models on Mongolian history."""
+"""mglkit: evaluation-first preference fine-tuning of language models on Mongolian history.
+
+The public API: the three pipelines (``validate``, ``train``, ``evaluate``), reading pairs, and the
+plugin contract (``mglkit.types``). Plugins import from here and from the helper modules named in
+``PLUGIN_HELPERS``, nothing else of the core.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .config import ValidationConfig, load_validation_config
-from .findings import Finding
+from .config import EvalConfig, TrainConfig, ValidationConfig
+from .errors import ConfigError, MglkitError, PluginError, StoppedError, UnusableInputError
+from .findings import ValidationReport
 from .hookspecs import hookimpl
-from .pairs import Pair, load_pairs
-from .validation import ValidationReport, Validator
+from .pairs import TEXT_FIELDS, load_pairs, read_jsonl
+from .plugins import get_plugin_manager
+from .resources import bundled, cache_root
+from .tasks import note, progress
+from .types import (
+    ERROR,
+    INFO,
+    WARNING,
+    Document,
+    EvalContext,
+    EvalResult,
+    Evaluator,
+    Finding,
+    ModelSource,
+    Pair,
+    Retriever,
+    Reward,
+    RunLog,
+    Scorer,
+    Setting,
+    Stats,
+    Suite,
+    SuiteFolder,
+    SuiteSource,
+    Trainer,
+    TrainJob,
+    TrainResult,
+    Validator,
+)
+
+# modules of the core that plugins may import besides this one
+PLUGIN_HELPERS = ("mglkit.preference", "mglkit.logprobs", "mglkit.mongolian", "mglkit.metrics", "mglkit.outputs",
+                  "mglkit.retrieval")  # fmt: skip
 
 
 def validate(source, config: ValidationConfig | None = None, **kwargs) -> ValidationReport:
@@ -23,26 +60,50 @@ def validate(source, config: ValidationConfig | None = None, **kwargs) -> Valida
     return validate_records(source, config, **kwargs)
 
 
-def train(config=None, **options):
-    """Train a LoRA adapter with DPO: ``mglkit.train(base="mglkit:tiny", trainer="dpo", ...)``
-    takes the options of ``mglkit train`` (or a TrainConfig); returns the training statistics."""
-    from .config import TrainConfig
+def train(config: TrainConfig | None = None, *, overwrite: bool = False, **options) -> dict:
+    """Train a LoRA adapter: ``mglkit.train(base="mglkit:tiny", trainer="dpo", beta=0.2, output="runs/x")``
+    takes the settings of ``mglkit train`` (or a TrainConfig); returns the training statistics."""
+    from .training import api_config
     from .training import train as run_training
 
-    overwrite = options.pop("overwrite", False)
-    return run_training(config or TrainConfig(**options), overwrite=overwrite)
+    return run_training(api_config(config, options), overwrite=overwrite)
+
+
+def evaluate(config: EvalConfig | None = None, **settings):
+    """Score a base model and adapters: ``mglkit.evaluate(suites=["benchmarks"], base="mglkit:tiny",
+    adapters=["runs/x"])`` (or an EvalConfig); returns an EvalReport (``.to_dict()``, ``.markdown()``)."""
+    from .evaluation import evaluate as run_evaluation
+
+    return run_evaluation(config, **settings)
+
+
+def validated_pairs(path, skip_validation: bool = False) -> tuple[list[Pair], dict | None]:
+    """A training file's pairs, validated as `mglkit train` does (errors raise), and the summary."""
+    from .training import validated_pairs as run
+
+    return run(path, skip_validation)
+
+
+def checkpoint_dirs(folder):
+    """Complete ``step-N`` / ``checkpoint-N`` folders under ``folder``, oldest first."""
+    from .run import checkpoint_dirs as find
+
+    return find(folder)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: allocated GPU memory on CUDA, else the resident set."""
+    from .run import peak_memory_mb as peak
+
+    return peak()
 
 
 __all__ = [
-    "Finding",
-    "Pair",
-    "ValidationConfig",
-    "ValidationReport",
-    "Validator",
-    "__version__",
-    "hookimpl",
-    "load_pairs",
-    "load_validation_config",
-    "train",
-    "validate",
-]
+    "ERROR", "INFO", "PLUGIN_HELPERS", "TEXT_FIELDS", "WARNING", "ConfigError", "Document", "EvalConfig",
+    "EvalContext", "EvalResult", "Evaluator", "Finding", "MglkitError", "ModelSource", "Pair", "PluginError",
+    "Retriever", "Reward", "RunLog", "Scorer", "Setting", "Stats", "StoppedError", "Suite", "SuiteFolder",
+    "SuiteSource", "TrainConfig", "TrainJob", "TrainResult", "Trainer", "UnusableInputError", "ValidationConfig",
+    "ValidationReport", "Validator", "__version__", "bundled", "cache_root", "checkpoint_dirs", "evaluate",
+    "get_plugin_manager", "hookimpl", "load_pairs", "note", "peak_memory_mb", "progress", "read_jsonl", "train",
+    "validate", "validated_pairs",
+]  # fmt: skip

@@ -1,17 +1,40 @@
-"""The ``mglkit`` command: parse, call a pipeline, render. Kept thin on purpose."""
+"""The ``mglkit`` command: a click group, one exit-code scheme with one-line errors, and command-line
+options made from the settings declarations. Each command lives beside its pipeline (``command(pm)``
+in the modules named below); plugins add theirs through ``register_commands``.
+
+Exit status, for every command: 0 success; 1 the data or the run failed a check; 2 usage or unusable
+input; 3 interrupted or stopped by a guard. Anything else is a bug (``--debug`` shows the traceback).
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import os
 import sys
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import click
 
 from . import __version__
 from .errors import MglkitError
-from .plugins import get_plugin_manager
+from .settings import Setting
 
+EXIT_HELP = "Exit status: 0 success;{failed} 2 usage or unusable input; 3 interrupted or stopped by a guard."
+BUILTIN_COMMANDS = {
+    "validate": "mglkit.validation",
+    "train": "mglkit.training",
+    "eval": "mglkit.evaluation",
+    "generate": "mglkit.rag",
+    "ask": "mglkit.rag",
+    "index": "mglkit.retrieval",
+    "export": "mglkit.export",
+    "plugins": "mglkit.plugins",
+}
 KEY_LIBRARIES = ("pluggy", "click", "rich", "torch", "transformers", "peft", "trl", "accelerate")
+BUG = 70  # EX_SOFTWARE: an exception mglkit did not expect
 
 
 def _versions() -> str:
@@ -31,28 +54,77 @@ def _print_version(ctx: click.Context, _param, value: bool) -> None:
 
 
 class _Group(click.Group):
-    """Loads plugins before listing or resolving commands, so plugin commands appear."""
+    """Loads plugins before resolving commands; maps every outcome onto the exit-code scheme."""
 
-    _loaded = False
+    debug = bool(os.environ.get("MGLKIT_DEBUG"))
 
-    def _load(self) -> None:
-        if not _Group._loaded:
-            _Group._loaded = True
-            pm = get_plugin_manager()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loaded_from = None  # the plugin manager whose commands are in place
+
+    def _pm(self):
+        from .plugins import get_plugin_manager
+
+        pm = get_plugin_manager()
+        if self._loaded_from is not pm:  # a new manager (tests make them): its warnings and commands
+            self._loaded_from = pm
+            self.commands = {}
             for error in pm.load_errors:
                 click.echo(f"mglkit: warning: {error} (skipped; --strict-plugins makes this fatal)", err=True)
             pm.hook.register_commands(cli=self)
+        return pm
 
     def list_commands(self, ctx):
-        self._load()
-        return super().list_commands(ctx)
+        self._pm()
+        return sorted(set(BUILTIN_COMMANDS) | set(self.commands))
 
     def get_command(self, ctx, name):
-        self._load()
-        return super().get_command(ctx, name)
+        pm = self._pm()
+        if name not in self.commands and name in BUILTIN_COMMANDS:
+            self.commands[name] = importlib.import_module(BUILTIN_COMMANDS[name]).command(pm, name)
+        return self.commands.get(name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly (click would say exit 1)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(3) from None
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        code = self._outcome(args, prog_name, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _outcome(self, args, prog_name, **extra) -> int:
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+            return result if isinstance(result, int) else 0
+        except click.ClickException as exc:
+            exc.show()
+            return 2
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("mglkit: interrupted", err=True)
+            return 3
+        except MglkitError as exc:
+            click.echo(f"mglkit: error: {exc}", err=True)
+            if exc.hint:
+                click.echo(f"  hint: {exc.hint}", err=True)
+            return exc.exit_code
+        except Exception as exc:
+            if _Group.debug:
+                raise
+            click.echo(f"mglkit: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo("  hint: this is a bug in mglkit or a plugin; --debug shows where", err=True)
+            return BUG
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_HELP.format(failed=" 1 the data or the run failed a check;"),
+)
 @click.option(
     "--version",
     is_flag=True,
@@ -62,407 +134,120 @@ class _Group(click.Group):
     help="Show mglkit's version and the key libraries' versions.",
 )
 @click.option("--strict-plugins", is_flag=True, help="A plugin that fails to load is fatal.")
-def cli(strict_plugins: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (also MGLKIT_DEBUG=1).")
+@click.pass_context
+def cli(ctx: click.Context, strict_plugins: bool, debug: bool) -> None:
     """mglkit: preference fine-tuning of language models on Mongolian history.
 
-    Validate preference data, train LoRA adapters with DPO, evaluate base vs adapter.
+    Validate preference data, train LoRA adapters with DPO or GRPO, evaluate base vs adapters.
     """
+    from . import tasks
+    from .plugins import get_plugin_manager
+    from .report import reporter
+
+    _Group.debug = _Group.debug or debug
     if strict_plugins:
         get_plugin_manager().raise_load_errors()
+    ctx.with_resource(tasks.reporting(reporter()))
 
 
-@cli.command()
-@click.argument("files", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
-@click.option("--out-clean", type=click.Path(dir_okay=False), help="Write records without errors here.")
-@click.option(
-    "--out-rejects",
-    type=click.Path(dir_okay=False),
-    help='Write records with errors here: {"line", "reasons", "record"|"raw"}.',
-)
-@click.option(
-    "--fix",
-    is_flag=True,
-    default=None,
-    help="Repair invisible characters, Latin look-alikes, NFC and whitespace first.",
-)
-@click.option("--strict", is_flag=True, default=None, help="Treat warnings as errors.")
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Worker processes for per-record checks.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    help="TOML config ([validate] table); default: mglkit.toml or [tool.mglkit.validate].",
-)
-@click.option("--min-words-prompt", type=click.IntRange(0), help="Default 5.")
-@click.option("--min-words-chosen", type=click.IntRange(0), help="Default 20.")
-@click.option("--min-words-rejected", type=click.IntRange(0), help="Default 10.")
-@click.option("--min-cyrillic", type=click.FloatRange(0, 1), help="Share of letters; default 0.8.")
-@click.option(
-    "--similarity-threshold",
-    type=click.FloatRange(0, 1),
-    help="Near-identical chosen/rejected warning at or above this; default 0.9.",
-)
-@click.option("--min-pairs", type=click.IntRange(0), help="Fewer valid pairs is an error; default 10.")
-@click.option("--recommended-pairs", type=click.IntRange(0), help="Fewer is a warning; default 100.")
-@click.option(
-    "--language-detector",
-    type=click.Choice(["signals", "lingua"]),
-    help="signals (default, fast, explainable) or lingua (extra: lang).",
-)
-@click.option("--validators", help="Comma-separated validator names to run (default: all).")
-def validate(files, as_json, out_clean, out_rejects, fix, strict, jobs, config_file, validators, **thresholds) -> None:
-    """Check preference-pair JSONL files (- reads standard input).
-
-    Exit status: 0 no errors, 1 errors, 2 unusable input.
-    """
-    from .config import load_validation_config
-    from .pairs import display_name
-    from .validation import validate_file, worst_verdict
-
-    if (out_clean or out_rejects) and len(files) > 1:
-        raise click.UsageError("--out-clean/--out-rejects take one FILE at a time")
-    config = load_validation_config(
-        config_file,
-        fix=fix,
-        strict=strict,
-        validators=[v.strip() for v in validators.split(",") if v.strip()] if validators else None,
-        **thresholds,
-    )
-    outputs = {"out_clean": out_clean, "out_rejects": out_rejects, "inputs": list(files)}
-    reports = []
-    if as_json:
-        from .report import JsonFindingsWriter
-
-        stream = sys.stdout.buffer
-        several = len(files) > 1
-        if several:
-            stream.write(b'{"reports": [\n')
-        for i, file in enumerate(files):
-            if i:
-                stream.write(b",\n")
-            writer = JsonFindingsWriter(stream, display_name(file))
-            report = validate_file(file, config, sink=writer, keep_findings=False, jobs=jobs, **outputs)
-            writer.close(report)
-            reports.append(report)
-        verdict = worst_verdict(r.verdict for r in reports)
-        if several:
-            stream.write(b'\n], "verdict": "' + verdict.encode() + b'"}')
-        stream.write(b"\n")
-        stream.flush()
-    else:
-        from .report import console, print_validation
-
-        out = console()
-        for file in files:
-            report = validate_file(file, config, keep_findings=False, jobs=jobs, **outputs)
-            print_validation(report, out)
-            reports.append(report)
-        verdict = worst_verdict(r.verdict for r in reports)
-    sys.exit(_exit_code(verdict))
+# Options from the settings declarations -----------------------------------------------------------
 
 
-def _exit_code(verdict: str) -> int:
-    from .validation import exit_code
+class SettingType(click.ParamType):
+    """A value checked by its declaration, so flags and config files accept the same things."""
 
-    return exit_code(verdict)
+    def __init__(self, spec: Setting):
+        self.spec = spec
+        self.name = spec.kind.__name__
 
+    def convert(self, value, param, ctx):
+        from .errors import ConfigError
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable listing.")
-def plugins(as_json: bool) -> None:
-    """List installed plugins, the hooks each implements and what each registers."""
-    pm = get_plugin_manager()
-    rows = pm.listing()
-    if as_json:
-        from .report import write_json
-
-        write_json({"plugins": rows, "load_errors": [str(e) for e in pm.load_errors]})
-    else:
-        from .report import print_plugins
-
-        print_plugins(rows, pm.load_errors)
+        if not isinstance(value, str):
+            return value
+        try:
+            if self.spec.multiple:  # one item per flag: a path may hold a comma
+                return self.spec.check([value], self.spec.option)[0]
+            return self.spec.parse(value, self.spec.option)
+        except ConfigError as exc:
+            self.fail(f"{exc}" + (f" ({exc.hint})" if exc.hint else ""), param, ctx)
 
 
-def _train_options(function):
-    """The options of `mglkit train`, each mapped onto TrainConfig."""
-    options = [
-        click.option(
-            "--base",
-            help="Base model: hub id, local folder, or mglkit:tiny. Default mistralai/Mistral-7B-Instruct-v0.2.",
-        ),
-        click.option("--dataset", help="Preference pairs (JSONL). Default data/mgl_history_grpo.jsonl."),
-        click.option("--output", help="Run folder. Default models/mgl_history_grpo_adapter."),
-        click.option("--trainer", help="A registered trainer: trl-dpo (default) or dpo."),
-        click.option("--batch-size", type=click.IntRange(1), help="Per device. Default 4."),
-        click.option("--learning-rate", type=float, help="Default 5e-6 (meant for 7B models)."),
-        click.option("--epochs", type=float, help="Default 2."),
-        click.option("--max-length", type=click.IntRange(8), help="Tokens of prompt + answer. Default 512."),
-        click.option("--lora-r", type=click.IntRange(1), help="Default 16."),
-        click.option("--lora-alpha", type=click.IntRange(1), help="Default 32."),
-        click.option("--lora-dropout", type=click.FloatRange(0, 1), help="Default 0.05."),
-        click.option("--lora-target", help="Module names, comma-separated, or all-linear. Default q,k,v,o_proj."),
-        click.option("--grad-accum", type=click.IntRange(1), help="Gradient accumulation steps. Default 8."),
-        click.option("--beta", type=float, help="DPO beta. Default 0.1."),
-        click.option("--loss", type=click.Choice(["sigmoid", "ipo", "hinge", "robust"]), help="Default sigmoid."),
-        click.option(
-            "--label-smoothing",
-            type=click.FloatRange(0, 0.5, max_open=True),
-            help="Robust DPO's label-flip probability. Default 0.",
-        ),
-        click.option("--warmup-ratio", type=click.FloatRange(0, 1, max_open=True), help="Default 0.1."),
-        click.option("--scheduler", help="Any transformers scheduler (cosine, linear, constant...). Default cosine."),
-        click.option("--weight-decay", type=float, help="Default 0."),
-        click.option("--max-grad-norm", type=float, help="Default 1.0."),
-        click.option("--eval-split", type=click.FloatRange(0, 1, max_open=True), help="Default 0.1; 0: no eval."),
-        click.option("--eval-steps", type=click.IntRange(1), help="Default: every epoch."),
-        click.option("--save-steps", type=click.IntRange(1), help="Default: every epoch."),
-        click.option("--max-steps", type=int, help="Optimizer steps; overrides --epochs."),
-        click.option("--seed", type=int, help="Default 42."),
-        click.option(
-            "--precision",
-            type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-            help="auto: bf16 where supported, else fp16 on GPU, fp32 on CPU.",
-        ),
-        click.option("--quantize", type=click.Choice(["4bit"]), help="QLoRA through bitsandbytes (CUDA)."),
-        click.option(
-            "--report-to",
-            multiple=True,
-            type=click.Choice(["wandb", "tensorboard"]),
-            help="Extra metrics sinks (jsonl and the terminal always).",
-        ),
-        click.option("--samples", type=click.IntRange(0), help="Sample generations written at the end. Default 8."),
-        click.option("--max-new-tokens", type=click.IntRange(1), help="For sample generations. Default 96."),
-        click.option("--logging-steps", type=click.IntRange(1), help="Default 1."),
-        click.option(
-            "--eval", "eval_suite", help="At the end, evaluate base vs adapter on this suite (e.g. benchmarks)."
-        ),
-        click.option("--num-generations", type=click.IntRange(2), help="GRPO: answers sampled per prompt. Default 4."),
-        click.option("--temperature", type=click.FloatRange(0, min_open=True), help="GRPO: sampling. Default 1.0."),
-        click.option("--kl-coef", type=click.FloatRange(0), help="GRPO: KL coefficient. Default 0.04."),
-        click.option("--rewards", help="GRPO: comma-separated rewards (facts, mongolian, length, preference)."),
-        click.option("--reward-weights", help="GRPO: name=weight,... Default 1 each."),
-        click.option("--length-band", help="GRPO: words the length reward wants, LOW,HIGH. Default 20,80."),
-        click.option(
-            "--resume",
-            is_flag=False,
-            flag_value="auto",
-            default=None,
-            help="Continue a run from its last checkpoint (default: the --output folder).",
-        ),
-        click.option("--gradient-checkpointing", is_flag=True, default=None),
-        click.option("--compile", is_flag=True, default=None, help="torch.compile the model."),
-        click.option("--no-chat-template", "no_chat_template", is_flag=True, help="Plain-text prompts."),
-        click.option("--trust-remote-code", is_flag=True, default=None),
-        click.option("--keep-dropout", is_flag=True, default=None, help="Keep the model's dropout (both trainers)."),
-        click.option(
-            "--precompute-ref/--no-precompute-ref",
-            default=None,
-            help="Reference log-probs once before training (default on).",
-        ),
-        click.option("--group-by-length", is_flag=True, default=None, help="dpo: batch similar lengths together."),
-        click.option("--skip-validation", is_flag=True, default=None),
-        click.option("--dry-run", is_flag=True, default=None, help="Validate and print the plan; train nothing."),
-        click.option("--use-wandb", is_flag=True, help="Alias of --report-to wandb."),
-        click.option("--overwrite", is_flag=True, help="Replace a non-empty --output folder."),
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False),
-            help="TOML file with a [train] table; flags override it.",
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+def setting_options(specs: Iterable[Setting]) -> Callable:
+    """Click options for declared settings. Every default is None (not given), so a config file can
+    fill what the command line leaves out; help shows the declared default."""
+    decorators = []
+    for spec in specs:
+        if not spec.cli:
+            continue
+        name = spec.name
+        shown = _shown_default(spec)
+        help_text = spec.help + (f"  [default: {shown}]" if shown else "")
+        if spec.kind is bool:
+            flag = spec.option
+            decls = [f"{flag}/--no-{flag[2:]}" if spec.default else flag, name]
+            decorators.append(click.option(*decls, is_flag=True, default=None, help=help_text))
+        else:
+            kwargs: dict[str, Any] = {"type": SettingType(spec), "default": None, "help": help_text}
+            if spec.multiple:
+                kwargs["multiple"] = True
+            if spec.bare_value is not None:
+                kwargs.update(is_flag=False, flag_value=spec.bare_value)
+            decorators.append(click.option(spec.option, name, metavar=_metavar(spec), **kwargs))
+
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
 
 
-@cli.command()
-@_train_options
-def train(config_file, no_chat_template, use_wandb, report_to, overwrite, **options) -> None:
-    """LoRA DPO of a causal language model on preference pairs (or GRPO with reward plugins)."""
-    from .config import load_train_config
-    from .report import TrainingProgress, print_plan, print_training_summary
-    from .training import train as run_training
-
-    sinks = set(report_to) | ({"wandb"} if use_wandb else set())
-    config = load_train_config(
-        config_file,
-        chat_template=False if no_chat_template else None,
-        report_to=sorted(sinks) or None,
-        **options,
-    )
-    if config.dry_run:
-        print_plan(run_training(config))
-        return
-    with TrainingProgress() as progress:
-        stats = run_training(config, overwrite=overwrite, progress=progress)
-    if stats:
-        print_training_summary(stats)
+def given(values: dict[str, Any], specs: Iterable[Setting]) -> dict[str, Any]:
+    """The options the user gave (repeated flags gathered into one list)."""
+    out = {}
+    for spec in specs:
+        value = values.pop(spec.name, None)
+        if spec.multiple:
+            value = list(value) if value else None
+        if value is not None:
+            out[spec.name] = value
+    return out
 
 
-@cli.command()
-@click.argument("question", nargs=-1, required=True)
-@click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True)
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="A run or adapter folder.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0), default=0.7, show_default=True, help="0: greedy.")
-@click.option("--top-p", type=click.FloatRange(0, 1), default=0.9, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
-@click.option("--no-chat-template", is_flag=True, help="Plain-text prompt (default: as the run recorded).")
-@click.option("--trust-remote-code", is_flag=True)
-def generate(question, base, adapter, max_new_tokens, temperature, top_p, seed, precision, no_chat_template,
-             trust_remote_code) -> None:  # fmt: skip
-    """Answer a question with a base model and, optionally, a trained adapter."""
-    from .models import (
-        ModelOptions,
-        PromptFormat,
-        load_adapter,
-        load_model,
-        run_format,
-    )
-    from .models import (
-        generate as generate_answers,
+def _shown_default(spec: Setting) -> str:
+    if spec.default is None or spec.default == [] or spec.default is False:
+        return ""
+    if isinstance(spec.default, list):
+        return ",".join(spec.default)
+    return "on" if spec.default is True else str(spec.default)
+
+
+def _metavar(spec: Setting) -> str:
+    if spec.choices and spec.kind is str:
+        return "[" + "|".join(spec.choices) + "]"
+    return {int: "N", float: "X", list: "A,B", dict: "NAME=X,..."}.get(spec.kind, "TEXT")
+
+
+def config_option(section: str) -> Callable:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        help=f"TOML file with a [{section}] table; flags override it "
+        f"(default: mglkit.toml, or [tool.mglkit.{section}] in pyproject.toml).",
     )
 
-    model, tokenizer = load_model(base, ModelOptions(precision, trust_remote_code=trust_remote_code))
-    fmt = (run_format(adapter) if adapter else None) or PromptFormat(chat_template=True)
-    if no_chat_template:
-        fmt = PromptFormat(chat_template=False)
-    if adapter:
-        model = load_adapter(model, adapter, base)
-    (answer,) = generate_answers(model, tokenizer, [" ".join(question)], fmt, max_new_tokens, temperature, top_p, seed)
-    click.echo(answer)
 
-
-@cli.command(name="eval")
-@click.argument("suite")
-@click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True, help="Base model.")
-@click.option("--adapter", "adapters", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="A run folder or adapter folder; repeat for several columns.")  # fmt: skip
-@click.option("--evaluators", help="Comma-separated evaluator names (default: all that apply to the suite).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
-@click.option("--markdown", is_flag=True, help="A Markdown table (for model cards).")
-@click.option("--limit", type=click.IntRange(1), help="At most N items of each suite file.")
-@click.option("--save-items", type=click.Path(dir_okay=False), help="Per-item results as JSONL.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=32, show_default=True,
-              help="Length of generated answers.")  # fmt: skip
-@click.option("--train-data", type=click.Path(exists=True, dir_okay=False),
-              help="Warn when suite items overlap this training file.")  # fmt: skip
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-def eval_command(suite, base, adapters, evaluators, as_json, markdown, limit, save_items, seed, max_new_tokens,
-                 train_data, precision, batch_size) -> None:  # fmt: skip
-    """Evaluate a base model and adapters side by side on a suite (`benchmarks` or a folder)."""
-    from .evaluation import evaluate
-    from .evaluation import save_items as write_items
-
-    names = [n.strip() for n in evaluators.split(",") if n.strip()] if evaluators else None
-    report = evaluate(suite, base, list(adapters), names, limit, seed, max_new_tokens, precision, batch_size,
-                      train_data)  # fmt: skip
-    if save_items:
-        write_items(report, save_items)
-    if as_json:
-        from .report import write_json
-
-        write_json(report.to_dict())
-    elif markdown:
-        click.echo(report.markdown())
-    else:
-        from .report import print_eval
-
-        print_eval(report)
-
-
-@cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Index folder to write.")
-@click.option("--retriever", default="bm25", show_default=True, help="A registered retriever.")
-def index(paths, output, retriever) -> None:
-    """Index your own documents (text, Markdown, JSONL) for `mglkit ask --index`."""
-    from .retrieval import Index, build_index
-
-    folder = build_index(list(paths), output, retriever)
-    click.echo(f"indexed {len(Index(folder).documents)} documents into {folder}")
-
-
-@cli.command()
-@click.argument("question", nargs=-1, required=True)
-@click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True)
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="A run or adapter folder.")
-@click.option("--k", type=click.IntRange(1), default=4, show_default=True, help="Passages to retrieve.")
-@click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False),
-              help="An index from `mglkit index` (default: the bundled Mongolian history corpus).")  # fmt: skip
-@click.option("--no-retrieval", is_flag=True, help="Answer from the model alone.")
-@click.option("--json", "as_json", is_flag=True, help="Answer, sources and scores as JSON.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto")
-def ask(question, base, adapter, k, index_dir, no_retrieval, as_json, max_new_tokens, temperature, precision) -> None:
-    """Answer a question from retrieved passages, citing them as [1], [2], ..."""
-    from .rag import MongolianRAGAgent
-
-    agent = MongolianRAGAgent(adapter or base, base_model=base, use_peft=adapter is not None, k=k,
-                              index=index_dir, max_new_tokens=max_new_tokens, temperature=temperature,
-                              precision=precision)  # fmt: skip
-    answer = agent.query(" ".join(question), retrieval=not no_retrieval)
-    if as_json:
-        from .report import write_json
-
-        write_json(answer.to_dict())
-        return
-    click.echo(answer.text)
-    if answer.sources:
-        click.echo("\nSources:")
-        for source in answer.sources:
-            mark = "*" if source.cited else " "
-            click.echo(f" {mark}[{source.number}] {source.document.title or source.document.id} "
-                       f"({source.document.id}, score {source.score:.2f})")  # fmt: skip
-
-
-@cli.command()
-@click.argument("adapter", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["merged", "adapter"]), required=True)
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
-@click.option("--base", help="Base model (default: the one the adapter records).")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="Weights of a merged model.")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output folder.")
-def export(adapter, fmt, output, base, dtype, overwrite) -> None:
-    """Merge an adapter into its base model, or write a clean adapter folder to upload."""
-    from .export import export_adapter, export_merged
-
-    if fmt == "merged":
-        folder = export_merged(adapter, output, base, dtype, overwrite)
-    else:
-        folder = export_adapter(adapter, output, overwrite)
-    click.echo(f"wrote {folder}")
+def exit_help(failed: str | None) -> str:
+    """The exit-code line of a command's help; ``failed`` says what exit 1 means for it (None: unused)."""
+    return EXIT_HELP.format(failed=f" 1 {failed};" if failed else "")
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="mglkit", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except MglkitError as exc:
-        click.echo(f"mglkit: error: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(1)
+    # library chatter that says nothing to a user of mglkit
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*`gradient_checkpointing` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="Could not find a config file in mglkit:", category=UserWarning)
+    cli.main(args=argv, prog_name="mglkit")

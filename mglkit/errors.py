@@ -1,8 +1,9 @@
-"""The few errors the CLI turns into one-line messages; anything else keeps its traceback."""
+"""The few errors the command line turns into one-line messages, each with its exit code; anything
+else is a bug and keeps its traceback (shown with --debug)."""
 
 
 class MglkitError(Exception):
-    """A problem the user can fix: printed as one line (plus a hint), never as a traceback."""
+    """A problem the user can fix, printed as one line (plus a hint): the data or the run failed a check."""
 
     exit_code = 1
 
@@ -12,7 +13,13 @@ class MglkitError(Exception):
 
 
 class UnusableInputError(MglkitError):
-    """The input cannot be validated at all: missing, empty, not JSONL, not UTF-8."""
+    """An input cannot be used at all: missing, empty, malformed, not UTF-8."""
+
+    exit_code = 2
+
+
+class ConfigError(MglkitError):
+    """A setting, option or config file is invalid."""
 
     exit_code = 2
 
@@ -20,8 +27,10 @@ class UnusableInputError(MglkitError):
 class PluginError(MglkitError):
     """A plugin failed to load, or two plugins registered the same name."""
 
-
-class ConfigError(MglkitError):
-    """A config file or option is invalid."""
-
     exit_code = 2
+
+
+class StoppedError(MglkitError):
+    """Interrupted (Ctrl-C), or stopped by a guard: the NaN guard, an output in use by another process."""
+
+    exit_code = 3

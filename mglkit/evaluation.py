@@ -1,7 +1,7 @@
-"""The evaluation pipeline: suite -> scorers (base, each adapter) -> evaluator plugins -> scores.
+"""The evaluation pipeline: suites -> scorers (the base, each adapter) -> evaluator plugins -> scores.
 
-A model is loaded once per run: adapters are loaded onto the same base model and switched; the
-base column is the same model with adapters disabled.
+The model is loaded once per run: adapters are loaded onto the same base model and switched, and the
+base column is that model with its adapters disabled.
 """
 
 from __future__ import annotations
@@ -10,36 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, MglkitError
-from .mongolian import normalize_for_compare
-from .stats import Delta, Score, bootstrap, paired_delta
-
-
-@dataclass
-class EvalResult:
-    """One evaluator's scores for one column (model)."""
-
-    evaluator: str
-    column: str
-    metrics: dict[str, Score]
-    per_item: dict[str, list[float]]  # aligned across columns: what paired deltas resample
-    items: list[dict] = field(default_factory=list)
-    groups: dict[str, dict[str, Score]] = field(default_factory=dict)
-
-    @classmethod
-    def from_values(cls, evaluator, column, values: dict[str, list[float]], items, groups=None, seed: int = 0):
-        metrics = {name: bootstrap(v, seed) for name, v in values.items()}
-        grouped = {
-            title: {key: bootstrap(v, seed) for key, v in parts.items() if v} for title, parts in (groups or {}).items()
-        }
-        return cls(evaluator, column, metrics, values, items, grouped)
-
-
-@dataclass
-class Context:
-    reference: object | None  # the base model's scorer, for metrics measured against it
-    seed: int = 0
-    max_new_tokens: int = 32
+from .config import EvalConfig
+from .errors import ConfigError, UnusableInputError
+from .stats import Delta, paired_delta
+from .types import EvalContext, EvalResult, Suite
 
 
 @dataclass
@@ -50,119 +24,55 @@ class EvalReport:
     deltas: dict[str, dict[str, dict[str, Delta]]]  # evaluator -> column -> metric -> delta vs base
     seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    files: dict[str, dict] = field(default_factory=dict)  # suite file -> version and sha256
+
+    def metric_names(self, evaluator: str) -> list[str]:
+        names: list[str] = []
+        for result in self.results[evaluator].values():
+            names += [m for m in result.metrics if m not in names]
+        return names
 
     def to_dict(self) -> dict:
         return {
             "suite": self.suite,
+            "files": self.files,
             "columns": self.columns,
             "evaluators": {
-                name: {
-                    column: {
-                        "metrics": {m: s.to_dict() for m, s in r.metrics.items()},
-                        "groups": {t: {k: s.to_dict() for k, s in g.items()} for t, g in r.groups.items()},
-                        **(
-                            {"delta_vs_base": {m: d.to_dict() for m, d in self.deltas[name][column].items()}}
-                            if column in self.deltas.get(name, {})
-                            else {}
-                        ),
-                    }
-                    for column, r in by_column.items()
-                }
+                name: {column: self._column(name, column, result) for column, result in by_column.items()}
                 for name, by_column in self.results.items()
             },
             "seconds": self.seconds,
             "warnings": self.warnings,
         }
 
+    def _column(self, name: str, column: str, result: EvalResult) -> dict:
+        data = {
+            "metrics": {m: s.to_dict() for m, s in result.metrics.items()},
+            "groups": {t: {k: s.to_dict() for k, s in g.items()} for t, g in result.groups.items()},
+        }
+        if column in self.deltas.get(name, {}):
+            data["delta_vs_base"] = {m: d.to_dict() for m, d in self.deltas[name][column].items()}
+        return data
+
     def markdown(self) -> str:
-        head = "| evaluator | metric | " + " | ".join(self.columns) + " |"
-        lines = [head, "|---|---|" + "---:|" * len(self.columns)]
-        for name, by_column in self.results.items():
-            for metric in _metric_order(by_column):
-                cells = []
-                for column in self.columns:
-                    score = by_column[column].metrics.get(metric)
-                    cell = _fmt_score(score) if score else "—"
-                    delta = self.deltas.get(name, {}).get(column, {}).get(metric)
-                    if delta is not None:
-                        cell += f" ({delta.value:+.3f}{'*' if delta.significant else ''})"
-                    cells.append(cell)
-                lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
-        lines.append("")
-        lines.append("Values are means with 95% bootstrap intervals; (Δ) is the paired difference from the base "
-                     "model, * when its 95% interval excludes zero.")  # fmt: skip
-        return "\n".join(lines)
+        from .markdown import eval_table
+
+        return eval_table(self)
 
 
-def _fmt_score(score: Score) -> str:
-    return f"{score.value:.3f} [{score.low:.3f}, {score.high:.3f}]"
-
-
-def _metric_order(by_column: dict[str, EvalResult]) -> list[str]:
-    names: list[str] = []
-    for result in by_column.values():
-        names += [m for m in result.metrics if m not in names]
-    return names
-
-
-class CachedScorer:
-    """Memoises log-likelihoods, so a base column scored once serves as every adapter's reference."""
-
-    def __init__(self, scorer):
-        self.inner = scorer
-        self.name = scorer.name
-        self._cache: dict = {}
-
-    def prompt(self, question):
-        return self.inner.prompt(question)
-
-    def loglikelihood(self, requests):
-        missing = [r for r in dict.fromkeys(requests) if r not in self._cache]
+def evaluators_for(names: list[str] | None, suite: Suite, pm) -> list:
+    """The evaluators asked for (each must find its parts in the suite), else every one that applies."""
+    if not names:
+        return [e for e in pm.all("evaluator") if all(suite.has(p) for p in e.needs)]
+    chosen = [pm.get("evaluator", n) for n in names]
+    for evaluator in chosen:
+        missing = [part for part in evaluator.needs if not suite.has(part)]
         if missing:
-            self._cache.update(zip(missing, self.inner.loglikelihood(missing), strict=True))
-        return [self._cache[r] for r in requests]
-
-    def generate(self, prompts, max_new_tokens):
-        return self.inner.generate(prompts, max_new_tokens)
+            raise UnusableInputError(f"evaluator '{evaluator.name}' needs {missing[0]}.jsonl, which {suite.path} lacks")
+    return chosen
 
 
-def _word_matches(word: str, alias: str) -> bool:
-    if alias.isdigit():  # a year must be that year: 1206 matches "1206", "1206-д", never "12060"
-        return word == alias or (word.startswith(alias) and not word[len(alias)].isdigit())
-    # Mongolian adds case endings: "Чингисийн" answers "Чингис", "онд" answers "он"
-    return word == alias or (word.startswith(alias) and len(word) - len(alias) <= 4)
-
-
-def matches_alias(answer: str, aliases: list[str]) -> bool:
-    """Whether a generated answer contains one of the aliases (case, punctuation and case endings
-    ignored; numbers matched whole)."""
-    words = normalize_for_compare(answer).split()
-    for alias in aliases:
-        target = normalize_for_compare(alias).split()
-        if not target:
-            continue
-        for start in range(len(words) - len(target) + 1):
-            if all(_word_matches(w, a) for w, a in zip(words[start : start + len(target)], target, strict=True)):
-                return True
-    return False
-
-
-def get_evaluators(names: list[str] | None, suite, pm) -> list:
-    registered = pm.collect("register_evaluators")
-    if names:
-        unknown = [n for n in names if n not in registered]
-        if unknown:
-            raise ConfigError(f"unknown evaluator '{unknown[0]}'", hint="installed: " + ", ".join(sorted(registered)))
-        chosen = [registered[n].obj for n in names]
-        for evaluator in chosen:
-            missing = [part for part in evaluator.needs if not suite.has(part)]
-            if missing:
-                raise MglkitError(f"evaluator '{evaluator.name}' needs {missing[0]}.jsonl, which {suite.path} lacks")
-        return chosen
-    return [item.obj for item in registered.values() if all(suite.has(p) for p in item.obj.needs)]
-
-
-def overlap_warnings(suite, train_data: str | Path) -> list[str]:
+def overlap_warnings(suite: Suite, train_data: str | Path) -> list[str]:
     """Suite items whose wording overlaps the training data (word 3-gram Jaccard >= 0.5)."""
     from .overlap import leaks
     from .pairs import load_pairs
@@ -171,80 +81,98 @@ def overlap_warnings(suite, train_data: str | Path) -> list[str]:
     items = [(p.extra.get("id", f"pair {i + 1}"), t) for i, p in enumerate(suite.pairs) for t in (p.prompt, p.chosen)]
     items += [(f["id"], f["question"]) for f in suite.facts]
     items += [(r["id"], r["text"]) for r in suite.fluency if "degraded" not in r]
-    found = leaks(items, training)
     return [
         f"{item} overlaps {train_data} {where} (word 3-gram Jaccard {similarity:.2f})"
-        for item, where, similarity in found
+        for item, where, similarity in leaks(items, training)
+    ]
+
+
+def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> list:
+    """The scorers: the base first, then one per adapter (or the adapter already in ``model``)."""
+    from .models import ModelOptions, adapter_base, load_adapter, load_model
+    from .prompts import PromptFormat, run_format
+    from .scoring import CachedScorer, ModelScorer
+
+    names = []
+    if model is None:
+        for adapter in config.adapters:  # a damaged adapter fails before the model loads
+            adapter_base(adapter)
+        formats = [run_format(adapter) for adapter in config.adapters]
+        model, tokenizer = load_model(config.base, ModelOptions(config.precision), pm)
+        for i, adapter in enumerate(config.adapters):
+            model = load_adapter(model, adapter, config.base, adapter_name=f"adapter{i}")  # the first wraps
+            names.append((Path(adapter).name or str(adapter), f"adapter{i}", formats[i]))
+    else:
+        names.append(("adapter", "default", fmt))
+    default_fmt = next((f for _, _, f in names if f is not None), None) or PromptFormat(chat_template=True)
+    base = CachedScorer(ModelScorer("base", model, tokenizer, default_fmt, None, batch_size))
+    labels = [label for label, _, _ in names]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(
+            f"two adapters are named alike ({', '.join(labels)})", hint="give folders with distinct names"
+        )
+    return [base] + [
+        CachedScorer(ModelScorer(label, model, tokenizer, f or default_fmt, adapter, batch_size))
+        for label, adapter, f in names
     ]
 
 
 def evaluate(
-    suite_name: str,
-    base: str,
-    adapters: list[str] = (),
-    evaluators: list[str] | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    max_new_tokens: int = 32,
-    precision: str = "auto",
-    batch_size: int = 16,
-    train_data: str | None = None,
-    model=None,
-    tokenizer=None,
-    fmt=None,
-    pm=None,
+    config: EvalConfig | None = None, *, model=None, tokenizer=None, fmt=None, pm=None, **settings
 ) -> EvalReport:
-    """Score the base model and each adapter on a suite. ``model`` may be a PeftModel already in
-    memory (as at the end of training): its ``default`` adapter is then the one column besides base."""
-    from .models import ModelOptions, PromptFormat, load_adapter, load_model, run_format
+    """Score the base model and each adapter on the suites: ``mglkit.evaluate(suites=["benchmarks"],
+    base="mglkit:tiny", adapters=["runs/x"])``. ``model`` may be a PeftModel already in memory (as at
+    the end of training): its ``default`` adapter is then the one column besides the base."""
     from .plugins import get_plugin_manager
-    from .scoring import ModelScorer
     from .suites import load_suite
 
+    config = config or EvalConfig(**settings)
     pm = pm or get_plugin_manager()
-    suite = load_suite(suite_name, pm).limited(limit)
-    chosen = get_evaluators(evaluators, suite, pm)
-    if not chosen:
-        raise MglkitError(f"no evaluator applies to {suite.path}")
-    warnings = overlap_warnings(suite, train_data) if train_data else []
-    names = []
-    if model is None:
-        model, tokenizer = load_model(base, ModelOptions(precision), pm)
-        for i, adapter in enumerate(adapters):
-            name = f"adapter{i}"
-            model = load_adapter(model, adapter, base, adapter_name=name)  # the first wraps, the others join
-            names.append((Path(adapter).name or str(adapter), name, run_format(adapter)))
-    else:
-        names.append(("adapter", "default", fmt))
-    default_fmt = next((f for _, _, f in names if f is not None), None) or PromptFormat(chat_template=True)
-    base_scorer = CachedScorer(ModelScorer("base", model, tokenizer, default_fmt, None, batch_size))
-    columns = [base_scorer] + [
-        CachedScorer(ModelScorer(label, model, tokenizer, f or default_fmt, adapter_name, batch_size))
-        for label, adapter_name, f in names
-    ]
+    suites = [load_suite(name, pm).limited(config.limit) for name in config.suites]
+    chosen = [(suite, evaluators_for(config.evaluators, suite, pm)) for suite in suites]
+    for suite, evaluators in chosen:
+        if not evaluators:
+            raise UnusableInputError(f"no evaluator applies to {suite.path}", hint="see `mglkit plugins`")
+    warnings = [w for suite in suites for w in overlap_warnings(suite, config.train_data)] if config.train_data else []
+    columns = _columns(config, model, tokenizer, fmt, config.batch_size, pm)
+    several = len(suites) > 1
     results: dict[str, dict[str, EvalResult]] = {}
     seconds: dict[str, float] = {}
-    for evaluator in chosen:
-        start = time.perf_counter()
-        results[evaluator.name] = {}
-        for scorer in columns:
-            reference = None if scorer is base_scorer else base_scorer
-            context = Context(reference=reference, seed=seed, max_new_tokens=max_new_tokens)
-            results[evaluator.name][scorer.name] = evaluator.evaluate(scorer, suite, context)
-        seconds[evaluator.name] = round(time.perf_counter() - start, 2)
-    deltas = {
-        name: {
+    for suite, evaluators in chosen:
+        for evaluator in evaluators:
+            key = f"{suite.name}/{evaluator.name}" if several else evaluator.name
+            start = time.perf_counter()
+            results[key] = {}
+            for scorer in columns:
+                context = EvalContext(
+                    reference=None if scorer is columns[0] else columns[0],
+                    seed=config.seed,
+                    max_new_tokens=config.max_new_tokens,
+                )
+                results[key][scorer.name] = evaluator.evaluate(scorer, suite, context)
+            seconds[key] = round(time.perf_counter() - start, 2)
+    files = {
+        f"{suite.name}/{name}" if several else name: info for suite in suites for name, info in suite.files.items()
+    }
+    name = "+".join(s.name for s in suites)
+    return EvalReport(name, [s.name for s in columns], results, _deltas(results, config.seed), seconds, warnings, files)
+
+
+def _deltas(results: dict[str, dict[str, EvalResult]], seed: int) -> dict:
+    """Each adapter's paired difference from the base, per metric with aligned items."""
+    out: dict = {}
+    for name, by_column in results.items():
+        base = by_column["base"].per_item
+        out[name] = {
             column: {
-                metric: paired_delta(by_column["base"].per_item[metric], values, seed)
+                metric: paired_delta(base[metric], values, seed)
                 for metric, values in result.per_item.items()
-                if metric in by_column["base"].per_item and len(values) == len(by_column["base"].per_item[metric])
+                if metric in base and len(values) == len(base[metric])
             }
             for column, result in by_column.items()
             if column != "base"
         }
-        for name, by_column in results.items()
-    }
-    return EvalReport(suite.name, [s.name for s in columns], results, deltas, seconds, warnings)
+    return out
 
 
 def save_items(report: EvalReport, path: str | Path) -> None:
@@ -259,3 +187,45 @@ def save_items(report: EvalReport, path: str | Path) -> None:
         ),
         path,
     )
+
+
+def command(pm, name: str):
+    """``mglkit eval SUITE...``"""
+    import click
+
+    from .cli import config_option, exit_help, given, setting_options
+    from .settings import declared
+
+    specs = declared(EvalConfig)
+
+    @click.command(name, epilog=exit_help(None))
+    @click.argument("suites", nargs=-1, required=True)
+    @setting_options(specs)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
+    @click.option("--markdown", is_flag=True, help="A Markdown table (for model cards).")
+    @click.option("--save-items", "items_file", type=click.Path(dir_okay=False), help="Per-item results as JSONL.")
+    @config_option("eval")
+    def eval_command(suites, as_json, markdown, items_file, config_file, **values):
+        """Evaluate a base model and adapters side by side on suites (`benchmarks`, a folder, PREFIX:PATH)."""
+        from .config import load_config
+        from .outputs import refuse_input
+
+        config = load_config(EvalConfig, config_file, suites=list(suites), **given(values, specs))
+        if items_file:
+            refuse_input(items_file, [config.train_data] if config.train_data else [], "--save-items")
+        report = evaluate(config, pm=pm)
+        if items_file:
+            save_items(report, items_file)
+        if as_json:
+            from .report import write_json
+
+            write_json(report.to_dict())
+        elif markdown:
+            click.echo(report.markdown())
+        else:
+            from .report import print_eval
+
+            print_eval(report)
+        return 0
+
+    return eval_command

@@ -1,29 +1,35 @@
-"""Ship a trained adapter: merged into the base weights, or as a clean adapter folder."""
+"""Ship a trained adapter: merged into the base weights, or as a clean adapter folder. The output
+follows every rule of an mglkit output folder (see mglkit.outputs)."""
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
-from .errors import ConfigError, MglkitError
+from .errors import UnusableInputError
 from .models import ModelOptions, adapter_base, load_adapter, load_model
+from .outputs import OutputFolder, write_text
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md", "training_args.json")
+CARD_FILES = ("README.md", "training_args.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "chat_template.jinja",
+    "chat_template.json",
+)
 
 
-def _into_place(tmp: Path, output: Path) -> None:
-    if output.exists():
-        shutil.rmtree(output)
-    tmp.rename(output)
-
-
-def _target(output: str | Path, overwrite: bool) -> tuple[Path, Path]:
-    output = Path(output)
-    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not overwrite)):
-        raise ConfigError(f"--output {output} exists", hint="choose a new folder or add --overwrite")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return output, Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+def _folder(adapter_dir, output, overwrite: bool) -> OutputFolder:
+    folder = OutputFolder(output, "export", overwrite=overwrite, inputs=[adapter_dir])
+    folder.check()
+    return folder
 
 
 def export_merged(adapter_dir, output, base: str | None = None, dtype: str = "fp32", overwrite=False) -> Path:
@@ -31,35 +37,59 @@ def export_merged(adapter_dir, output, base: str | None = None, dtype: str = "fp
     config, card) that ``AutoModelForCausalLM.from_pretrained`` loads without peft."""
     base = base or adapter_base(adapter_dir)
     if not base:
-        raise MglkitError(f"{adapter_dir}: the adapter does not name its base model", hint="give --base")
-    output, tmp = _target(output, overwrite)
-    try:
-        model, tokenizer = load_model(base, ModelOptions(precision=dtype, device="cpu"))
-        merged = load_adapter(model, adapter_dir, base).merge_and_unload()
-        merged.config._name_or_path = f"{base} + {Path(adapter_dir).name} (merged)"
-        merged.save_pretrained(tmp, safe_serialization=True, max_shard_size="2GB")
-        tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(_card(adapter_dir, base, dtype), encoding="utf-8")
-        _into_place(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output
+        raise UnusableInputError(f"{adapter_dir}: the adapter does not name its base model", hint="give --base")
+    folder = _folder(adapter_dir, output, overwrite)
+    model, tokenizer = load_model(base, ModelOptions(precision=dtype, device="cpu"))
+    merged = load_adapter(model, adapter_dir, base).merge_and_unload()
+    merged.config._name_or_path = f"{base} + {Path(adapter_dir).name} (merged)"
+    with folder as build:
+        merged.save_pretrained(build, safe_serialization=True, max_shard_size="2GB")
+        tokenizer.save_pretrained(build)
+        write_text(build / "README.md", _card(adapter_dir, base, dtype))
+    return folder.path
 
 
 def export_adapter(adapter_dir, output, overwrite=False) -> Path:
-    """A self-contained adapter folder: weights, config, tokenizer, card; no logs or checkpoints."""
+    """A self-contained adapter folder: weights (safetensors; a ``.bin`` is converted), config,
+    tokenizer, card; no logs or checkpoints. An adapter without weights is refused."""
     source = Path(adapter_dir)
     adapter_base(source)  # fails clearly when this is not an adapter folder
-    output, tmp = _target(output, overwrite)
+    weights = source / "adapter_model.safetensors"
+    pickled = source / "adapter_model.bin"
+    if not weights.is_file() and not pickled.is_file():
+        raise UnusableInputError(
+            f"{source}: no adapter weights (adapter_model.safetensors or .bin)",
+            hint="give a run folder or an adapter folder with its weights",
+        )
+    folder = _folder(adapter_dir, output, overwrite)
+    with folder as build:
+        if weights.is_file():
+            shutil.copy2(weights, build / weights.name)
+        else:
+            _convert(pickled, build / "adapter_model.safetensors")
+        for name in ("adapter_config.json", *CARD_FILES, *TOKENIZER_FILES):
+            if (source / name).is_file():
+                shutil.copy2(source / name, build / name)
+    return folder.path
+
+
+def _convert(pickled: Path, target: Path) -> None:
+    """A torch-format adapter as safetensors, read with ``weights_only`` (no code runs)."""
+    import pickle
+
+    import torch
+    from safetensors.torch import save_file
+
     try:
-        for item in source.iterdir():
-            keep = item.name in ADAPTER_FILES or item.name.startswith(("tokenizer", "special_tokens", "chat_template"))
-            if item.is_file() and keep:
-                shutil.copy2(item, tmp / item.name)
-        _into_place(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output
+        state = torch.load(pickled, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise UnusableInputError(
+            f"{pickled}: not a plain tensor file ({str(exc).splitlines()[0]})",
+            hint="mglkit loads weights only, never code",
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UnusableInputError(f"{pickled}: not a dictionary of tensors")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(target))
 
 
 def _card(adapter_dir, base, dtype) -> str:
@@ -75,3 +105,34 @@ tags: [mglkit, dpo, mongolian, history, merged]
 `export`. Loads with `AutoModelForCausalLM.from_pretrained(...)`; no peft needed. The adapter's own
 card, with its training data and metrics, is in the adapter folder.
 """
+
+
+def command(pm, name: str):
+    """``mglkit export ADAPTER --format merged|adapter --output OUT``"""
+    import click
+
+    from .cli import exit_help
+
+    @click.command(name, epilog=exit_help(None))
+    @click.argument("adapter", type=click.Path(exists=True, file_okay=False))
+    @click.option("--format", "fmt", type=click.Choice(["merged", "adapter"]), required=True)
+    @click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+    @click.option("--base", help="Base model (default: the one the adapter records).")
+    @click.option(
+        "--dtype",
+        type=click.Choice(["fp32", "fp16", "bf16"]),
+        default="fp32",
+        show_default=True,
+        help="Weights of a merged model.",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace an mglkit export in --output (never anything else).")
+    def export(adapter, fmt, output, base, dtype, overwrite):
+        """Merge an adapter into its base model, or write a clean adapter folder to upload."""
+        if fmt == "merged":
+            folder = export_merged(adapter, output, base, dtype, overwrite)
+        else:
+            folder = export_adapter(adapter, output, overwrite)
+        click.echo(f"wrote {folder}")
+        return 0
+
+    return export

@@ -1,17 +1,18 @@
-"""A Finding is one problem found in a dataset, the unit every validator reports in."""
+"""A Finding is one problem found in a dataset, the unit every validator reports in; a Tally counts
+them as they stream past, into a ValidationReport."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-SEVERITIES = (ERROR, WARNING, INFO)
 
 
 @dataclass(slots=True)
 class Finding:
     rule: str
-    severity: str
+    severity: str  # error, warning or info
     message: str
     line: int | None = None  # 1-based; None for dataset-wide findings
     field: str | None = None
@@ -19,11 +20,126 @@ class Finding:
     snippet: str | None = None
     file: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, hint: bool = True) -> dict:
         data = {
-            "rule": self.rule, "severity": self.severity, "message": self.message, "line": self.line,
-            "field": self.field, "hint": self.hint, "file": self.file,
-        }  # fmt: skip
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "line": self.line,
+            "field": self.field,
+            "file": self.file,
+        }
+        if hint:
+            data["hint"] = self.hint
         if self.snippet is not None:
             data["snippet"] = self.snippet
         return data
+
+
+@dataclass
+class Stats:
+    """Counts of one file's validation so far."""
+
+    records: int = 0  # non-blank lines
+    valid: int = 0  # records without errors
+    errors: int = 0
+    warnings: int = 0
+    infos: int = 0
+
+
+VERDICTS = ("pass", "pass-with-warnings", "fail", "unusable")
+EXAMPLES_PER_RULE = 3
+
+
+@dataclass
+class RuleSummary:
+    errors: int = 0
+    warnings: int = 0
+    infos: int = 0
+    examples: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class ValidationReport:
+    file: str
+    verdict: str
+    stats: Stats
+    rules: dict[str, RuleSummary]
+    findings: list[Finding] | None  # every finding, unless the caller streamed them elsewhere
+
+    @property
+    def counts(self) -> dict[str, int]:
+        s = self.stats
+        return {"records": s.records, "valid": s.valid, "errors": s.errors, "warnings": s.warnings}
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in ("pass", "pass-with-warnings")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "verdict": self.verdict,
+            "counts": self.counts,
+            "findings": [f.to_dict() for f in self.findings or []],
+        }
+
+    def first_error(self) -> str:
+        """The first error findings, in one line (the examples kept per rule)."""
+        errors = [f for s in self.rules.values() for f in s.examples if f.severity == ERROR]
+        errors.sort(key=lambda f: (f.line is None, f.line or 0))
+        return "; ".join(f"{'line ' + str(f.line) + ': ' if f.line else ''}{f.rule}: {f.message}" for f in errors[:3])
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by rule and the first findings: what a training run records of its data's check."""
+        return {
+            "verdict": self.verdict,
+            "counts": self.counts,
+            "rules": {r: {"errors": s.errors, "warnings": s.warnings, "infos": s.infos} for r, s in self.rules.items()},
+            "examples": [f.to_dict() for s in self.rules.values() for f in s.examples],
+        }
+
+
+def worst_verdict(verdicts) -> str:
+    return max(verdicts, key=VERDICTS.index, default="pass")
+
+
+def exit_code(verdict: str) -> int:
+    return {"fail": 1, "unusable": 2}.get(verdict, 0)
+
+
+class Tally:
+    """Counts findings by severity and rule as they stream past, keeping a few examples of each."""
+
+    def __init__(self, file: str, sink=None, keep: bool = True, strict: bool = False):
+        self.file = file
+        self.strict = strict  # warnings count as errors
+        self.sink = sink
+        self.stats = Stats()
+        self.rules: dict[str, RuleSummary] = {}
+        self.findings: list[Finding] | None = [] if keep else None
+
+    def add(self, finding: Finding) -> None:
+        finding.file = self.file
+        if self.strict and finding.severity == WARNING:
+            finding.severity = ERROR
+        summary = self.rules.setdefault(finding.rule, RuleSummary())
+        kind = {ERROR: "errors", WARNING: "warnings"}.get(finding.severity, "infos")
+        setattr(self.stats, kind, getattr(self.stats, kind) + 1)
+        setattr(summary, kind, getattr(summary, kind) + 1)
+        if len(summary.examples) < EXAMPLES_PER_RULE:
+            summary.examples.append(finding)
+        if self.findings is not None:
+            self.findings.append(finding)
+        if self.sink is not None:
+            self.sink(finding)
+
+    def report(self, verdict: str | None = None) -> ValidationReport:
+        s = self.stats
+        if verdict is None:
+            verdict = "fail" if s.errors else "pass-with-warnings" if s.warnings else "pass"
+        return ValidationReport(self.file, verdict, s, self.rules, self.findings)
+
+    def unusable(self, message: str, hint: str) -> ValidationReport:
+        self.add(Finding("input", ERROR, message, hint=hint))
+        return self.report("unusable")

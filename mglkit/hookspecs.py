@@ -1,56 +1,72 @@
 """The plugin contract: every hook mglkit calls, in one file.
 
-Registration hooks receive a ``register`` callable; call it once per thing you provide.
+A registration hook receives ``register``: call it once per object you provide, ``register(obj)``;
+the object's ``name`` names it, and it must satisfy the Protocol of its kind (``mglkit.types``).
 mglkit always calls hooks with keyword arguments.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
 hookspec = pluggy.HookspecMarker("mglkit")
 hookimpl = pluggy.HookimplMarker("mglkit")
 
-
-@hookspec
-def register_validators(register):
-    """Register Validator classes: ``register(MyValidator)``; one instance is made per file."""
+Register = Callable[[Any], None]
 
 
 @hookspec
-def register_trainers(register):
-    """Register Trainer objects (``name``, ``train(job) -> result``) for ``mglkit train --trainer``."""
+def register_validators(register: Register) -> None:
+    """Register Validator objects for ``mglkit validate`` and the check before training; each file
+    gets a fresh ``validator.begin(config)``."""
 
 
 @hookspec
-def register_evaluators(register):
-    """Register Evaluator objects (``name``, suite parts needed, ``evaluate(scorer, suite)``)."""
+def register_trainers(register: Register) -> None:
+    """Register Trainer objects for ``mglkit train --trainer NAME``; their ``settings`` become options."""
 
 
 @hookspec
-def register_model_sources(register):
-    """Register ModelSource objects (a name ``prefix``, ``load(name, options)`` -> model, tokenizer)."""
+def register_evaluators(register: Register) -> None:
+    """Register Evaluator objects; ``mglkit eval`` runs each whose ``needs`` the suite has."""
 
 
 @hookspec
-def register_suites(register):
-    """Register named benchmark suites: ``register(name, path)`` for a folder shaped like a suite."""
+def register_model_sources(register: Register) -> None:
+    """Register ModelSource objects: base-model names starting with their ``prefix`` load through them."""
 
 
 @hookspec
-def register_rewards(register):
-    """Register rewards for GRPO: objects with ``name`` and ``__call__(prompt, completion, record) -> float``;
-    ``record`` holds the dataset record's other fields (chosen, rejected, aliases...)."""
+def register_suites(register: Register) -> None:
+    """Register SuiteFolder objects (a named suite folder) and SuiteSource objects (``PREFIX:PATH``
+    suites of a published format) for ``mglkit eval``."""
 
 
 @hookspec
-def register_retrievers(register):
-    """Register Retriever objects (``name``, ``build(documents) -> index``, ``load(folder) -> index``)."""
+def register_rewards(register: Register) -> None:
+    """Register Reward objects for GRPO (``--rewards NAME,...``)."""
 
 
 @hookspec
-def log_metrics(run, step, metrics):
-    """Receive a dict of metrics logged by a training run at a given optimizer step."""
+def register_retrievers(register: Register) -> None:
+    """Register Retriever objects for ``mglkit index`` and ``mglkit ask``."""
 
 
 @hookspec
-def register_commands(cli):
-    """Add extra commands to the ``mglkit`` click group."""
+def log_metrics(run: Any, step: int, metrics: dict[str, float]) -> None:
+    """Receive the metrics a training run logged at an optimizer step (after mglkit wrote them to
+    ``training_logs/metrics.jsonl``): a metrics sink such as W&B."""
+
+
+@hookspec
+def run_finished(run: Any) -> None:
+    """Called once a training run's outputs are written (``run.dir``, ``run.logs``): plots, uploads,
+    notifications. A failing implementation is reported and never fails the run."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``mglkit`` click group (``cli.command()``)."""

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import MglkitError
-
-# Library chatter that says nothing to a user of mglkit.
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)
-warnings.filterwarnings("ignore", message="Could not find a config file in mglkit:", category=UserWarning)
+from .errors import ConfigError, UnusableInputError
+from .prompts import PromptFormat
 
 
 @dataclass
@@ -51,10 +47,7 @@ class ModelOptions:
 def find_model_source(name: str, pm=None):
     from .plugins import get_plugin_manager
 
-    for item in (pm or get_plugin_manager()).collect("register_model_sources").values():
-        if name.startswith(item.obj.prefix):
-            return item.obj
-    return None
+    return next((s for s in (pm or get_plugin_manager()).all("model source") if name.startswith(s.prefix)), None)
 
 
 def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple[Any, Any]:
@@ -67,7 +60,7 @@ def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple
     if options.quantize:
         _four_bit(options)  # fails clearly without CUDA or bitsandbytes
         if source is not None:
-            raise MglkitError(f"--quantize is for large hub models, not {name}", hint="drop --quantize")
+            raise ConfigError(f"--quantize is for large hub models, not {name}", hint="drop --quantize")
     if source is not None:
         model, tokenizer = source.load(name, options)
     else:
@@ -94,14 +87,17 @@ def _load_hf(name: str, options: ModelOptions):
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     except OSError as exc:
         local = Path(name).exists()
-        raise MglkitError(
+        raise UnusableInputError(
             f"cannot load model '{name}': {str(exc).splitlines()[0]}",
             hint="check the folder" if local else "give a local model folder, a reachable hub id, or mglkit:tiny",
         ) from None
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
-            raise MglkitError(f"model '{name}' ships its own code", hint="rerun with --trust-remote-code") from None
-        raise
+            raise ConfigError(f"model '{name}' ships its own code", hint="rerun with --trust-remote-code") from None
+        raise UnusableInputError(
+            f"cannot load model '{name}': {str(exc).splitlines()[0]}",
+            hint="check the model folder's config and weights",
+        ) from None
     return model, tokenizer
 
 
@@ -109,7 +105,7 @@ def _four_bit(options: ModelOptions):
     import torch
 
     if options.device_type != "cuda" or not torch.cuda.is_available():
-        raise MglkitError(
+        raise ConfigError(
             "--quantize 4bit needs a CUDA GPU (bitsandbytes)",
             hint="drop --quantize on CPU; a tiny model trains fine in fp32",
         )
@@ -117,7 +113,7 @@ def _four_bit(options: ModelOptions):
         import bitsandbytes  # noqa: F401
         from transformers import BitsAndBytesConfig
     except ImportError:
-        raise MglkitError("--quantize 4bit needs bitsandbytes", hint="pip install 'mglkit[qlora]'") from None
+        raise ConfigError("--quantize 4bit needs bitsandbytes", hint="pip install 'mglkit[qlora]'") from None
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
@@ -154,48 +150,30 @@ def lora_parameter_count(model, config) -> tuple[int, int]:
         if targets == "all-linear" or name.rsplit(".", 1)[-1] in targets:
             trainable += config.lora_r * (module.in_features + module.out_features)
     if trainable == 0:
-        raise MglkitError(
+        raise ConfigError(
             f"--lora-target {config.lora_target} matches no linear layer of this model",
             hint="use all-linear, or names such as q_proj,v_proj",
         )
     return trainable, total
 
 
-@dataclass
-class PromptFormat:
-    """How a question becomes model input; recorded with a run and reused by generate and eval."""
-
-    chat_template: bool
-
-    def render(self, tokenizer, prompt: str) -> str:
-        if not (self.chat_template and tokenizer.chat_template):
-            return prompt
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-        # the tokenizer adds its BOS itself: a BOS written by the template would be doubled
-        if tokenizer.bos_token and text.startswith(tokenizer.bos_token):
-            text = text[len(tokenizer.bos_token) :]
-        return text
-
-    def to_dict(self) -> dict:
-        return {"chat_template": self.chat_template}
-
-
-def run_format(adapter_dir: str | Path) -> PromptFormat | None:
-    """The prompt format recorded with a training run, when the folder is (in) one."""
-    for folder in (Path(adapter_dir), Path(adapter_dir).parent):
-        args = folder / "training_args.json"
-        if args.is_file():
-            return PromptFormat(**json.loads(args.read_text())["prompt_format"])
-    return None
-
-
 def adapter_base(adapter_dir: str | Path) -> str | None:
+    """The base model an adapter folder names (``base_model_name_or_path``)."""
     config = Path(adapter_dir) / "adapter_config.json"
     if not config.is_file():
-        raise MglkitError(f"{adapter_dir}: no adapter_config.json", hint="give a run folder or an adapter folder")
-    return json.loads(config.read_text()).get("base_model_name_or_path")
+        raise UnusableInputError(
+            f"{adapter_dir}: no adapter_config.json", hint="give a run folder or an adapter folder"
+        )
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnusableInputError(f"{config}: not valid JSON ({exc})", hint="the adapter folder is damaged") from None
+    base = data.get("base_model_name_or_path") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(base, str | None):
+        raise UnusableInputError(
+            f"{config}, field 'base_model_name_or_path': malformed", hint="the adapter folder is damaged"
+        )
+    return base
 
 
 def load_adapter(model, adapter_dir: str | Path, base_name: str, adapter_name: str = "default"):
@@ -205,14 +183,20 @@ def load_adapter(model, adapter_dir: str | Path, base_name: str, adapter_name: s
 
     recorded = adapter_base(adapter_dir)
     if recorded and recorded != base_name and Path(recorded).name != Path(base_name).name:
-        raise MglkitError(
+        raise ConfigError(
             f"{adapter_dir} was trained on '{recorded}', not '{base_name}'",
             hint=f"use --base {recorded}",
         )
-    if isinstance(model, PeftModel):
-        model.load_adapter(str(adapter_dir), adapter_name=adapter_name)
-        return model
-    return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name)
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(adapter_dir), adapter_name=adapter_name)
+            return model
+        return PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=adapter_name)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # missing weights, shapes of another model...
+        raise UnusableInputError(
+            f"{adapter_dir}: cannot load the adapter: {str(exc).splitlines()[0]}",
+            hint="give a run folder or an adapter folder made for this base model",
+        ) from None
 
 
 def generate(
@@ -231,12 +215,11 @@ def generate(
 
     device = next(model.parameters()).device
     torch.manual_seed(seed)
-    tokenizer.padding_side = "left"
     answers = []
     model.eval()
     for first in range(0, len(prompts), batch_size):
         texts = [fmt.render(tokenizer, p) for p in prompts[first : first + batch_size]]
-        inputs = tokenizer(texts, return_tensors="pt", padding=True).to(device)
+        inputs = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left").to(device)
         with torch.no_grad():
             out = model.generate(
                 **inputs,

@@ -214,16 +214,6 @@ def describe_chars(chars) -> str:
     return ", ".join(names[:4])
 
 
-def has_hygiene_issue(text: str) -> bool:
-    """One cheap pass that says whether any hygiene check can fire (the common answer is no)."""
-    return bool(
-        _INVISIBLE.search(text)
-        or (_LATIN.search(text) and _MIXED_WORD.search(text))
-        or _MOJIBAKE.search(text)
-        or not unicodedata.is_normalized("NFC", text)
-    )
-
-
 def fix_text(text: str) -> tuple[str, list[str]]:
     """Apply the safe repairs; return the new text and a description of each repair made."""
     repairs = []
@@ -271,3 +261,52 @@ def normalize_for_compare(text: str) -> str:
 
 def numbers(text: str) -> list[str]:
     return _NUMBER.findall(text)
+
+
+def _word_matches(word: str, alias: str) -> bool:
+    if alias.isdigit():  # a year must be that year: 1206 matches "1206", "1206-д", never "12060"
+        return word == alias or (word.startswith(alias) and not word[len(alias)].isdigit())
+    # Mongolian adds case endings: "Чингисийн" answers "Чингис", "онд" answers "он"
+    return word == alias or (word.startswith(alias) and len(word) - len(alias) <= 4)
+
+
+def matches_alias(answer: str, aliases: list[str]) -> bool:
+    """Whether a generated answer contains one of the aliases (case, punctuation and case endings
+    ignored; numbers matched whole)."""
+    words = normalize_for_compare(answer).split()
+    for alias in aliases:
+        target = normalize_for_compare(alias).split()
+        if not target:
+            continue
+        for start in range(len(words) - len(target) + 1):
+            if all(_word_matches(w, a) for w, a in zip(words[start : start + len(target)], target, strict=True)):
+                return True
+    return False
+
+
+# Words for search ---------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+# Common case and plural endings, longest first; a stem keeps at least 3 letters. A bare -н or -г
+# is left alone: too many stems end in it (хаан, зорилго).
+_SUFFIXES = sorted(
+    """ын ийн ны ний ий ыг ийг д т аас ээс оос өөс аар ээр оор өөр тай тэй той руу рүү луу лүү
+    ууд үүд нууд нүүд чууд чүүд ын ийнх ынх гаас гээс гоос гөөс ад эд од өд""".split(),
+    key=len,
+    reverse=True,
+)
+
+
+def tokenize(text: str, stem: bool = True) -> list[str]:
+    """Lower-cased words without punctuation; ``stem`` strips one common Mongolian case ending."""
+    words = _WORD.findall(text.lower())
+    if not stem:
+        return words
+    out = []
+    for word in words:
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+        out.append(word)
+    return out

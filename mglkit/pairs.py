@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +20,6 @@ TEXT_FIELDS = ("prompt", "chosen", "rejected")
 # Extra fields the bundled data uses; other unknown fields are kept, with a warning.
 KNOWN_EXTRA_FIELDS = frozenset({"id", "period", "flaw", "source", "note"})
 _BOM = b"\xef\xbb\xbf"
-_KNOWN_FIELDS = KNOWN_EXTRA_FIELDS | set(TEXT_FIELDS)
 _NO_FINDINGS: list = []  # shared, never mutated: RecordChecker copies before adding
 
 
@@ -82,9 +83,9 @@ class Record:
         if self.pair is not None:
             return {"line": self.line, "reasons": reasons, "record": self.pair.to_record()}
         try:
-            obj = orjson.loads(self.raw)
+            obj = loads(self.raw)
             return {"line": self.line, "reasons": reasons, "record": obj}
-        except orjson.JSONDecodeError:
+        except ValueError:
             raw = base64.b64encode(self.raw).decode("ascii")
             return {"line": self.line, "reasons": reasons, "raw": raw, "raw_encoding": "base64"}
 
@@ -166,8 +167,8 @@ def _split_implicit_prompt(obj: dict) -> None:
 def parse_record(line: int, raw: bytes) -> Record:
     """Parse one JSONL line into a Record; problems become format findings, never exceptions."""
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        obj = loads(raw)
+    except ValueError as exc:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as uexc:
@@ -281,10 +282,51 @@ def load_pairs(source: str | os.PathLike) -> Iterator[Pair]:
             yield record.pair
 
 
-def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
-    """Write records atomically: a temporary file in the same folder, then a rename."""
-    from .atomic import atomic_writer
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file; anything else is unusable input
+    naming the file and line."""
+    path = os.fspath(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise UnusableInputError(f"{path}: cannot read: {exc.strerror}", hint="check the path") from None
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = loads(raw)
+            except ValueError as exc:
+                raise UnusableInputError(
+                    f"{path}, line {number}: not valid JSON ({exc})", hint="one JSON object per line, UTF-8"
+                ) from None
+            if not isinstance(record, dict):
+                raise UnusableInputError(f"{path}, line {number}: not a JSON object", hint="one JSON object per line")
+            yield number, record
 
-    with atomic_writer(path) as out:
+
+_BIG_INT = re.compile(rb"\d{19}")  # orjson reads integers beyond 64 bits as floats
+
+
+def loads(raw: bytes):
+    """JSON, fast; integers of any size kept exact."""
+    if _BIG_INT.search(raw) is None:
+        return orjson.loads(raw)
+    return json.loads(raw)
+
+
+def dumps(record) -> bytes:
+    """One JSON line (without the newline), fast; integers of any size kept exact."""
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:
+    """Write records whole or not at all (see mglkit.outputs)."""
+    from .outputs import write_file
+
+    with write_file(path) as out:
         for record in records:
-            out.write(orjson.dumps(record) + b"\n")
+            out.write(dumps(record) + b"\n")

@@ -1,12 +1,12 @@
-"""Preference pairs as token ids: tokenization (the same as TRL's), truncation, batching, and the
-summed log-probability of each completion — shared by training and evaluation."""
+"""Preference pairs as token ids: tokenization (the same as TRL's), truncation, the train/eval
+split, the batch plan of an epoch, and batching — shared by the pipeline and the trainers."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-from .models import PromptFormat
+from .prompts import PromptFormat
 
 
 @dataclass(slots=True)
@@ -14,7 +14,6 @@ class TokenizedPair:
     prompt_ids: list[int]
     chosen_ids: list[int]
     rejected_ids: list[int]
-    index: int  # position in the pair list, for reference log-probs and reports
 
     @property
     def length(self) -> int:
@@ -39,12 +38,12 @@ def tokenize_pairs(pairs, tokenizer, fmt: PromptFormat) -> list[TokenizedPair]:
     """prompt, prompt + completion + EOS tokenized as TRL does, split where they diverge."""
     eos = tokenizer.eos_token or ""
     out = []
-    for index, record in enumerate(rendered(pairs, tokenizer, fmt)):
+    for record in rendered(pairs, tokenizer, fmt):
         prompt = tokenizer(record["prompt"])["input_ids"]
         chosen = tokenizer(record["prompt"] + _with_eos(record["chosen"], eos))["input_ids"]
         rejected = tokenizer(record["prompt"] + _with_eos(record["rejected"], eos))["input_ids"]
         cut = min(common_prefix(prompt, chosen), common_prefix(prompt, rejected))
-        out.append(TokenizedPair(prompt[:cut], chosen[cut:], rejected[cut:], index))
+        out.append(TokenizedPair(prompt[:cut], chosen[cut:], rejected[cut:]))
     return out
 
 
@@ -61,7 +60,7 @@ def truncate_keep_prompt_end(pair: TokenizedPair, max_length: int) -> tuple[Toke
     keep_prompt = max(max_length - longest, min(len(pair.prompt_ids), max_length // 2))
     prompt = pair.prompt_ids[len(pair.prompt_ids) - keep_prompt :]
     room = max_length - len(prompt)
-    return TokenizedPair(prompt, pair.chosen_ids[:room], pair.rejected_ids[:room], pair.index), True
+    return TokenizedPair(prompt, pair.chosen_ids[:room], pair.rejected_ids[:room]), True
 
 
 def cut_by_keep_start(pair: TokenizedPair, max_length: int) -> bool:
@@ -78,6 +77,21 @@ def split_train_eval(items: list, eval_split: float, seed: int) -> tuple[list, l
     n_eval = max(1, round(len(items) * eval_split))
     chosen = set(order[:n_eval])
     return [x for i, x in enumerate(items) if i not in chosen], [x for i, x in enumerate(items) if i in chosen]
+
+
+def micro_batches_per_epoch(n_pairs: int, batch_size: int, world: int = 1) -> int:
+    """Global micro-batches in an epoch: every process takes ``batch_size`` pairs of each. A last,
+    short batch runs when it gives every process a pair at least (else a process would wait forever
+    in the gradient sync); its leftover pairs are left out of that epoch."""
+    global_batch = batch_size * world
+    return n_pairs // global_batch + (n_pairs % global_batch >= world)
+
+
+def steps_per_epoch(n_pairs: int, batch_size: int, grad_accum: int, world: int = 1) -> int:
+    """Optimizer steps in an epoch (the last one may accumulate fewer micro-batches): the one count
+    the plan and the dpo loop share. 0 when the epoch has no batch at all."""
+    micro = micro_batches_per_epoch(n_pairs, batch_size, world)
+    return -(-micro // grad_accum)
 
 
 def collate(pairs: list[TokenizedPair], pad_id: int):
@@ -98,13 +112,20 @@ def collate(pairs: list[TokenizedPair], pad_id: int):
     return {"input_ids": input_ids, "attention_mask": attention, "completion_mask": completion}
 
 
-def sequence_logps(model, batch) -> tuple:
-    """Summed log-probability of each row's completion tokens, and the completion token counts."""
-    import torch
+def dpo_settings(losses: tuple[str, ...]) -> list:
+    """The settings every DPO trainer declares (each with the losses it implements)."""
+    from .settings import Setting
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    labels = batch["input_ids"][:, 1:]
-    mask = batch["completion_mask"][:, 1:]
-    logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    token_logps = torch.gather(logps, 2, labels.unsqueeze(-1)).squeeze(-1)
-    return (token_logps * mask).sum(dim=1), mask.sum(dim=1)
+    return [
+        Setting(
+            "beta",
+            float,
+            0.1,
+            "DPO's beta: how strongly the policy is tied to the reference (> 0).",
+            min=0,
+            min_open=True,
+        ),  # fmt: skip
+        Setting("loss", str, "sigmoid", "The DPO loss.", choices=losses),
+        Setting("label_smoothing", float, 0.0, "Robust DPO's label-flip probability.", min=0, max=0.5, max_open=True),
+        Setting("precompute_ref", bool, True, "Reference log-probs once before training (off: every step)."),
+    ]

@@ -8,6 +8,7 @@ from typing import IO, Any
 import orjson
 
 from .findings import ERROR, WARNING, Finding
+from .hookspecs import hookimpl
 
 _VERDICT_STYLE = {
     "pass": "bold green",
@@ -65,20 +66,44 @@ def _finding_line(f: Finding) -> str:
     return f"{where}{field}: [{f.rule}] {f.message}"
 
 
+JSON_SCHEMA = 2
+MAX_HINTS = 50  # distinct hints kept per rule
+
+
 class JsonFindingsWriter:
-    """Streams one report's findings as a JSON array, then closes the object with its verdict."""
+    """Streams one report's findings as a JSON array, then closes the object with its verdict, counts
+    and a ``rules`` table. A finding's ``hint`` is an index into its rule's ``hints`` (schema 2): the
+    report stays proportional to the findings, however many share a hint."""
 
     def __init__(self, stream: IO[bytes], file: str):
         self.stream = stream
         self.first = True
-        stream.write(b'{"file": ' + orjson.dumps(file) + b', "findings": [')
+        self.hints: dict[str, dict[str, int]] = {}
+        stream.write(
+            b'{"schema": ' + str(JSON_SCHEMA).encode() + b', "file": ' + orjson.dumps(file) + b', "findings": ['
+        )
 
     def __call__(self, finding: Finding) -> None:
-        self.stream.write((b"\n  " if self.first else b",\n  ") + orjson.dumps(finding.to_dict()))
+        data = finding.to_dict(hint=False)
+        hints = self.hints.setdefault(finding.rule, {})
+        if finding.hint is not None and (finding.hint in hints or len(hints) < MAX_HINTS):
+            data["hint"] = hints.setdefault(finding.hint, len(hints))
+        else:
+            data["hint"] = None
+        self.stream.write((b"\n  " if self.first else b",\n  ") + orjson.dumps(data))
         self.first = False
 
     def close(self, report) -> None:
-        tail = {"verdict": report.verdict, "counts": report.counts}
+        rules = {
+            rule: {
+                "errors": s.errors,
+                "warnings": s.warnings,
+                "infos": s.infos,
+                "hints": list(self.hints.get(rule, {})),
+            }
+            for rule, s in sorted(report.rules.items())
+        }
+        tail = {"verdict": report.verdict, "counts": report.counts, "rules": rules}
         self.stream.write(b"\n], " + orjson.dumps(tail)[1:])
 
 
@@ -105,50 +130,118 @@ def print_plugins(rows: list[dict[str, Any]], load_errors, out=None) -> None:
         out.print(f"[red]{escape(str(error))}[/]")
 
 
-class TrainingProgress:
-    """A live progress line while training: step, loss, reward accuracy, margin, tokens/s, ETA."""
+class TerminalReporter:
+    """mglkit.progress on a terminal: a bar with ETA per task, notes printed above the bars."""
 
     def __init__(self, out=None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn("[bold]train"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
+            TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(),
             console=out or console(stderr=True),
-            transient=False,
         )
-        self.task = None
+        self.open = 0
 
-    def __enter__(self):
-        self.progress.start()
-        return self
+    def start(self, description, total):
+        if self.open == 0:
+            self.progress.start()
+        self.open += 1
+        return _RichTask(self.progress, self.progress.add_task(description, total=total, info=""))
 
-    def __exit__(self, *exc):
-        self.progress.stop()
-        return False
+    def finish(self, task):
+        self.open -= 1
+        if self.open == 0:
+            self.progress.stop()
 
-    def note(self, message: str) -> None:
-        self.progress.console.print(message, style="dim", highlight=False)
+    def note(self, message):
+        self.progress.console.print(message, style="dim", highlight=False, markup=False)
 
-    def update(self, step: int, total: int, metrics: dict) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("train", total=total, stats="")
-        if "reward" in metrics:  # GRPO
-            stats = f"loss {metrics.get('loss', 0):.4f}  reward {metrics['reward']:.3f}  kl {metrics.get('kl', 0):.4f}"
-            self.progress.update(self.task, completed=step, total=total, stats=stats)
-        elif "loss" in metrics:
-            stats = (
-                f"loss {metrics['loss']:.4f}  acc {metrics.get('rewards/accuracies', 0):.2f}  "
-                f"margin {metrics.get('rewards/margins', 0):+.3f}"
-            )
-            if "tokens_per_second" in metrics:
-                stats += f"  {metrics['tokens_per_second']:,.0f} tok/s"
-            self.progress.update(self.task, completed=step, total=total, stats=stats)
+
+class _RichTask:
+    def __init__(self, progress, task_id):
+        self.progress, self.id = progress, task_id
+
+    def advance(self, amount=1):
+        self.progress.advance(self.id, amount)
+
+    def update(self, completed=None, total=None, info=None):
+        fields = {"info": info} if info is not None else {}
+        self.progress.update(self.id, completed=completed, total=total, **fields)
+
+
+class LineReporter:
+    """mglkit.progress when stderr is not a terminal: a line when a task starts and when it ends."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+
+    def start(self, description, total):
+        import time
+
+        self._say(f"{description}...")
+        return _LineTask(description, time.perf_counter())
+
+    def finish(self, task):
+        import time
+
+        self._say(f"{task.description}: done in {time.perf_counter() - task.start:.1f} s")
+
+    def note(self, message):
+        self._say(message)
+
+    def _say(self, text):
+        print(f"mglkit: {text}", file=self.stream, flush=True)
+
+
+class _LineTask:
+    def __init__(self, description, start):
+        self.description, self.start = description, start
+
+    def advance(self, amount=1):
+        pass
+
+    def update(self, completed=None, total=None, info=None):
+        pass
+
+
+def reporter():
+    """The progress reporter for this terminal (or pipe)."""
+    return TerminalReporter() if sys.stderr.isatty() else LineReporter()
+
+
+class TrainingDisplay:
+    """A ``log_metrics`` implementation the train command registers: loss, reward accuracy, margin
+    and tokens/s beside the training bar; eval results as lines."""
+
+    __name__ = "mglkit-terminal"
+
+    @staticmethod
+    def _info(metrics: dict) -> str | None:
+        if "reward" in metrics:  # GRPO's total reward
+            return f"loss {metrics.get('loss', 0):.4f}  reward {metrics['reward']:.3f}  kl {metrics.get('kl', 0):.4f}"
+        if "loss" not in metrics:
+            return None
+        info = (
+            f"loss {metrics['loss']:.4f}  acc {metrics.get('rewards/accuracies', 0):.2f}  "
+            f"margin {metrics.get('rewards/margins', 0):+.3f}"
+        )
+        if "tokens_per_second" in metrics:
+            info += f"  {metrics['tokens_per_second']:,.0f} tok/s"
+        return info
+
+    @hookimpl
+    def log_metrics(self, run, step, metrics):
+        from . import tasks
+
+        info = self._info(metrics)
+        if info is not None and run.task is not None:
+            run.task.update(info=info)
         elif "eval_loss" in metrics:
-            self.progress.console.print(
+            tasks.note(
                 f"step {step}: eval loss {metrics['eval_loss']:.4f}, "
                 f"reward accuracy {metrics.get('eval_rewards/accuracies', 0):.2f}, "
                 f"margin {metrics.get('eval_rewards/margins', 0):+.3f}"

@@ -1,7 +1,8 @@
-"""Documents to retrieve from, Mongolian-aware tokenisation, and cached indexes.
+"""Documents to retrieve from, and indexes over them.
 
-An index is built by a retriever plugin (``register_retrievers``; the built-in one is BM25) and
-saved in a folder with the documents it holds, so answers can cite them.
+An index is built by a retriever plugin (``register_retrievers``; the built-in one is BM25) and saved
+in a folder with the documents it holds, so answers can cite them; its manifest records how many
+documents it holds and their hash, checked whenever the index is loaded.
 """
 
 from __future__ import annotations
@@ -9,79 +10,60 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from .errors import MglkitError
+from .errors import UnusableInputError
+from .mongolian import tokenize  # noqa: F401  (the words retrievers index; re-exported for plugins)
+from .outputs import OutputFolder, cache_entry
+from .pairs import read_jsonl
 from .resources import bundled
+from .types import Document
 
-_WORD = re.compile(r"\w+")
-# Common case and plural endings, longest first; a stem keeps at least 3 letters. A bare -н or -г
-# is left alone: too many stems end in it (хаан, зорилго).
-_SUFFIXES = sorted(
-    """ын ийн ны ний ий ыг ийг д т аас ээс оос өөс аар ээр оор өөр тай тэй той руу рүү луу лүү
-    ууд үүд нууд нүүд чууд чүүд ын ийнх ынх гаас гээс гоос гөөс ад эд од өд""".split(),
-    key=len,
-    reverse=True,
-)
-
-
-def tokenize(text: str, stem: bool = True) -> list[str]:
-    """Lower-cased Cyrillic words without punctuation; ``stem`` strips one common case ending."""
-    words = _WORD.findall(text.lower())
-    if not stem:
-        return words
-    out = []
-    for word in words:
-        for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-                word = word[: -len(suffix)]
-                break
-        out.append(word)
-    return out
-
-
-@dataclass
-class Document:
-    id: str
-    text: str
-    title: str = ""
-    source: str = ""
+MANIFEST = "mglkit_index.json"
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 
 
 def read_documents(paths: list[str | Path]) -> list[Document]:
     """Text and Markdown files (a paragraph is a document) and JSONL ({"id"?, "title"?, "text"})."""
     docs: list[Document] = []
     for path in map(Path, paths):
+        if not path.exists():
+            raise UnusableInputError(f"{path}: no such file or folder", hint="give text, Markdown or JSONL files")
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            if not file.is_file():
-                raise MglkitError(f"{file}: no such file", hint="give text, Markdown or JSONL files, or folders")
             if file.suffix == ".jsonl":
                 docs += _jsonl_documents(file)
-            elif file.suffix in (".txt", ".md", ".markdown"):
-                paragraphs = [p.strip() for p in re.split(r"\n\s*\n", file.read_text(encoding="utf-8")) if p.strip()]
-                docs += [Document(f"{file.stem}-{i + 1}", p, source=str(file)) for i, p in enumerate(paragraphs)]
+            elif file.suffix in TEXT_SUFFIXES:
+                docs += _text_documents(file)
     if not docs:
-        raise MglkitError("no documents found", hint="give .txt, .md or .jsonl files")
+        raise UnusableInputError("no documents with words found", hint="give .txt, .md or .jsonl files with text")
     return docs
+
+
+def _text_documents(file: Path) -> list[Document]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnusableInputError(f"{file}: not UTF-8 text (byte {exc.start})", hint="re-save it as UTF-8") from None
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if tokenize(p)]
+    return [Document(f"{file.stem}-{i + 1}", p, source=str(file)) for i, p in enumerate(paragraphs)]
 
 
 def _jsonl_documents(file: Path) -> list[Document]:
     docs = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MglkitError(f"{file}, line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise MglkitError(f"{file}, line {number}, field 'text': missing or not a string")
-        docs.append(Document(str(record.get("id", f"{file.stem}-{number}")), record["text"],
-                             str(record.get("title", "")), str(file)))  # fmt: skip
+    for number, record in read_jsonl(file):
+        if not isinstance(record.get("text"), str):
+            raise UnusableInputError(f"{file}, line {number}, field 'text': missing or not a string")
+        if tokenize(record["text"]):
+            docs.append(
+                Document(
+                    str(record.get("id", f"{file.stem}-{number}")),
+                    record["text"],
+                    str(record.get("title", "")),
+                    str(file),
+                )
+            )
     return docs
 
 
@@ -89,63 +71,110 @@ def bundled_corpus() -> list[Path]:
     return sorted(bundled("data/corpus").glob("*.jsonl"))
 
 
-def get_retriever(name: str = "bm25", pm=None):
+def _documents_hash(lines: bytes) -> str:
+    return hashlib.sha256(lines).hexdigest()
+
+
+def write_index(docs: list[Document], folder: Path, retriever: str, pm=None) -> None:
+    """The index, its documents and its manifest, into a folder (being built, or a cache entry)."""
     from .plugins import get_plugin_manager
 
-    retrievers = (pm or get_plugin_manager()).collect("register_retrievers")
-    if name not in retrievers:
-        raise MglkitError(f"no retriever '{name}'", hint="pip install 'mglkit[rag]' for the built-in BM25")
-    return retrievers[name].obj
+    index = (pm or get_plugin_manager()).get("retriever", retriever).build(docs)
+    index.save(folder)
+    lines = "".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in docs).encode()
+    (folder / "documents.jsonl").write_bytes(lines)
+    manifest = {"retriever": retriever, "documents": len(docs), "documents_sha256": _documents_hash(lines)}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
-def build_index(paths: list[str | Path], output: str | Path, retriever: str = "bm25", pm=None) -> Path:
-    """Index documents into a folder (written whole, then renamed into place)."""
+def build_index(
+    paths: list[str | Path], output: str | Path, retriever: str = "bm25", overwrite: bool = False, pm=None
+) -> Path:
+    """`mglkit index`: every rule of an mglkit output folder applies (see mglkit.outputs)."""
+    from .plugins import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+    pm.get("retriever", retriever)
+    folder = OutputFolder(output, "index", overwrite=overwrite, inputs=paths)
+    folder.check()
     docs = read_documents(paths)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        index = get_retriever(retriever, pm).build(docs)
-        index.save(tmp)
-        (tmp / "documents.jsonl").write_text(
-            "".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in docs), encoding="utf-8"
-        )
-        (tmp / "mglkit_index.json").write_text(json.dumps({"retriever": retriever, "documents": len(docs)}))
-        if output.exists():
-            shutil.rmtree(output)
-        tmp.rename(output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output
+    with folder as build:
+        write_index(docs, build, retriever, pm)
+    return folder.path
 
 
 class Index:
     """A loaded index: ``search(question, k)`` -> [(Document, score)], best first."""
 
     def __init__(self, folder: str | Path, pm=None):
-        folder = Path(folder)
-        meta = folder / "mglkit_index.json"
-        if not meta.is_file():
-            raise MglkitError(f"{folder}: not an mglkit index", hint="build one with: mglkit index FILES --output DIR")
-        self.folder = folder
-        self.retriever = json.loads(meta.read_text())["retriever"]
-        lines = (folder / "documents.jsonl").read_text(encoding="utf-8").splitlines()
-        self.documents = [Document(**json.loads(line)) for line in lines]
-        self.engine = get_retriever(self.retriever, pm).load(folder)
+        from .plugins import get_plugin_manager
+
+        self.folder = Path(folder)
+        manifest = self._manifest()
+        lines = (self.folder / "documents.jsonl").read_bytes() if (self.folder / "documents.jsonl").is_file() else b""
+        if _documents_hash(lines) != manifest.get("documents_sha256") or lines.count(b"\n") != manifest.get(
+            "documents"
+        ):
+            raise UnusableInputError(
+                f"{self.folder}: its documents do not match its manifest (changed or damaged)",
+                hint="rebuild it with: mglkit index SOURCES --output DIR --overwrite",
+            )
+        self.documents = [Document(**json.loads(line)) for line in lines.decode().splitlines()]
+        self.engine = (pm or get_plugin_manager()).get("retriever", manifest["retriever"]).load(self.folder)
+
+    def _manifest(self) -> dict:
+        path = self.folder / MANIFEST
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise UnusableInputError(
+                f"{self.folder}: not an mglkit index", hint="build one with: mglkit index FILES --output DIR"
+            ) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("retriever"), str):
+            raise UnusableInputError(f"{path}: malformed", hint="rebuild it with mglkit index --overwrite")
+        return manifest
 
     def search(self, question: str, k: int = 4) -> list[tuple[Document, float]]:
         return [(self.documents[i], score) for i, score in self.engine.search(question, k)]
 
 
-def default_index(pm=None) -> Index:
-    """The bundled corpus, indexed once and cached (MGLKIT_CACHE) until the corpus changes."""
+def cached_index(paths: list[Path], name: str, pm=None) -> Index:
+    """An index of these files, built once into the cache (MGLKIT_CACHE) and rebuilt when they change."""
+    from . import tasks
     from .resources import cache_root
 
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()[:12]
+    folder = cache_root() / f"index-{name}-bm25-{digest}"
+    with cache_entry(folder, lambda f: (f / MANIFEST).is_file(), f"the index of {name}", tasks.note) as build:
+        if build is not None:
+            with tasks.progress(f"indexing {name}"):
+                write_index(read_documents(paths), build, "bm25", pm)
+    return Index(folder, pm)
+
+
+def default_index(pm=None) -> Index:
+    """The bundled corpus, indexed once and cached until the corpus changes."""
     files = bundled_corpus()
     if not files:
-        raise MglkitError("the bundled corpus (data/corpus/) is missing", hint="give --index DIR")
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:12]
-    folder = cache_root() / f"index-bm25-{digest}"
-    if not (folder / "mglkit_index.json").is_file():
-        build_index(files, folder, pm=pm)
-    return Index(folder, pm)
+        raise UnusableInputError("the bundled corpus (data/corpus/) is missing", hint="give --index DIR")
+    return cached_index(files, "corpus", pm)
+
+
+def command(pm, name: str):
+    """``mglkit index PATH... --output DIR``"""
+    import click
+
+    from .cli import exit_help
+
+    @click.command(name, epilog=exit_help(None))
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="Index folder to write.")
+    @click.option("--retriever", default="bm25", show_default=True, help="A registered retriever.")
+    @click.option("--overwrite", is_flag=True, help="Replace an mglkit index in --output (never anything else).")
+    def index(paths, output, retriever, overwrite):
+        """Index your own documents (text, Markdown, JSONL) for `mglkit ask --index`."""
+        folder = build_index(list(paths), output, retriever, overwrite, pm)
+        click.echo(f"indexed {len(Index(folder, pm).documents)} documents into {folder}")
+        return 0
+
+    return index

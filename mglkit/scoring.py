@@ -1,30 +1,17 @@
-"""The model as evaluators see it (as lm-evaluation-harness's LM interface): log-likelihoods of
-continuations and generation, batched. Tests hand evaluators scorers with hand-set numbers."""
+"""Scorers: a Hugging Face causal LM (with one of its loaded LoRA adapters active, or none) as
+evaluators see it — the contract's Scorer, lm-evaluation-harness's LM interface."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextlib
 
-from .models import PromptFormat, generate
-
-
-class Scorer(Protocol):
-    name: str
-
-    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
-        """For each (context, continuation): the summed log-probability (nats) of the continuation
-        given the context, and its number of tokens. An empty context means the text alone."""
-
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        """Greedy answers to questions (the prompt format is the scorer's business)."""
-
-    def prompt(self, question: str) -> str:
-        """A question as the model expects it (chat template or plain)."""
+from .logprobs import completion_logps
+from .models import generate
+from .preference import common_prefix
+from .prompts import PromptFormat
 
 
 class ModelScorer:
-    """A Hugging Face causal LM, optionally with one of several loaded LoRA adapters active."""
-
     def __init__(self, name, model, tokenizer, fmt: PromptFormat, adapter: str | None = None, batch_size: int = 16):
         self.name = name
         self.model = model
@@ -34,8 +21,6 @@ class ModelScorer:
         self.batch_size = batch_size
 
     def _active(self):
-        import contextlib
-
         if self.adapter is None:
             disable = getattr(self.model, "disable_adapter", None)
             return disable() if disable is not None else contextlib.nullcontext()
@@ -48,15 +33,12 @@ class ModelScorer:
     def loglikelihood(self, requests):
         import torch
 
-        from .preference import common_prefix
-
         tok = self.tokenizer
         encoded = []
         for context, continuation in requests:
             whole = tok(context + continuation)["input_ids"]
             head = tok(context)["input_ids"] if context else whole[:1]  # the BOS (or first token) as context
-            cut = max(1, common_prefix(head, whole))
-            encoded.append((whole, cut))
+            encoded.append((whole, max(1, common_prefix(head, whole))))
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar length
         results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
         device = next(self.model.parameters()).device
@@ -73,15 +55,32 @@ class ModelScorer:
                     ids[r, : len(whole)] = torch.tensor(whole)
                     mask[r, : len(whole)] = 1
                     target[r, cut : len(whole)] = 1
-                ids, mask, target = ids.to(device), mask.to(device), target.to(device)
-                logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-                logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                sums = (logps * target[:, 1:]).sum(dim=1).tolist()
-                counts = target[:, 1:].sum(dim=1).tolist()
+                sums, counts = completion_logps(self.model, ids.to(device), mask.to(device), target.to(device))
                 for r, i in enumerate(rows):
-                    results[i] = (sums[r], int(counts[r]))
+                    results[i] = (sums[r].item(), int(counts[r].item()))
         return results
 
     def generate(self, prompts, max_new_tokens):
         with self._active():
             return generate(self.model, self.tokenizer, prompts, self.fmt, max_new_tokens, temperature=0.0)
+
+
+class CachedScorer:
+    """Memoises log-likelihoods, so a base column scored once serves as every adapter's reference."""
+
+    def __init__(self, scorer):
+        self.inner = scorer
+        self.name = scorer.name
+        self._cache: dict = {}
+
+    def prompt(self, question):
+        return self.inner.prompt(question)
+
+    def loglikelihood(self, requests):
+        missing = [r for r in dict.fromkeys(requests) if r not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self.inner.loglikelihood(missing), strict=True))
+        return [self._cache[r] for r in requests]
+
+    def generate(self, prompts, max_new_tokens):
+        return self.inner.generate(prompts, max_new_tokens)

@@ -6,140 +6,43 @@ findings of each rule, so memory stays flat on files of any size.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-import orjson
-
-from .atomic import atomic_writer
 from .config import ValidationConfig
 from .errors import ConfigError, UnusableInputError
-from .findings import ERROR, INFO, WARNING, Finding
+from .findings import ERROR, INFO, Finding, Tally, ValidationReport
 from .mongolian import fix_text
+from .outputs import refuse_input, same_file, write_file
 from .pairs import (
     TEXT_FIELDS,
     Pair,
     Record,
     display_name,
+    dumps,
     iter_lines,
     looks_like_json_array,
     open_source,
     parse_record,
 )
+from .resources import resolve_data_path
+from .types import Validator
 
-VERDICTS = ("pass", "pass-with-warnings", "fail", "unusable")
-EXAMPLES_PER_RULE = 3
 BATCH = 512
+_EXPECTED = 'expected JSONL: one {"prompt", "chosen", "rejected"} object per line'
 
 
-class Validator:
-    """Base class of validators. One instance is made per file, with the validation config.
-
-    ``check(pair)`` yields findings for one pair. Validators that keep state across pairs
-    (duplicates, dataset size) set ``per_record = False``: they then see every pair in file
-    order in one process, and ``finish(stats)`` yields their dataset-wide findings.
-    """
-
-    name = "validator"
-    description = ""
-    per_record = True
-
-    def __init__(self, config: ValidationConfig):
-        self.config = config
-
-    def check(self, pair: Pair) -> Iterable[Finding]:
-        return ()
-
-    def finish(self, stats: Stats) -> Iterable[Finding]:
-        return ()
-
-    def finding(
-        self,
-        pair: Pair | None,
-        field: str | None,
-        severity: str,
-        message: str,
-        hint: str | None = None,
-        snippet: str | None = None,
-        rule: str | None = None,
-    ) -> Finding:
-        return Finding(
-            rule or self.name,
-            severity,
-            message,
-            line=pair.line if pair else None,
-            field=field,
-            hint=hint,
-            snippet=snippet,
-        )
-
-
-@dataclass
-class Stats:
-    records: int = 0  # non-blank lines
-    valid: int = 0  # records without errors
-    errors: int = 0
-    warnings: int = 0
-    infos: int = 0
-
-
-@dataclass
-class RuleSummary:
-    errors: int = 0
-    warnings: int = 0
-    infos: int = 0
-    examples: list[Finding] = field(default_factory=list)
-
-
-@dataclass
-class ValidationReport:
-    file: str
-    verdict: str
-    stats: Stats
-    rules: dict[str, RuleSummary]
-    findings: list[Finding] | None  # every finding, unless the caller streamed them elsewhere
-
-    @property
-    def counts(self) -> dict[str, int]:
-        s = self.stats
-        return {"records": s.records, "valid": s.valid, "errors": s.errors, "warnings": s.warnings}
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict in ("pass", "pass-with-warnings")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "verdict": self.verdict,
-            "counts": self.counts,
-            "findings": [f.to_dict() for f in self.findings or []],
-        }
-
-
-def worst_verdict(verdicts: Iterable[str]) -> str:
-    return max(verdicts, key=VERDICTS.index, default="pass")
-
-
-def exit_code(verdict: str) -> int:
-    return {"fail": 1, "unusable": 2}.get(verdict, 0)
-
-
-def validator_classes(pm=None, names: list[str] | None = None) -> list[type[Validator]]:
+def validators_for(config: ValidationConfig, pm=None) -> list[Validator]:
+    """The validators a file is checked with, each bound to the config (fresh per-file state)."""
     from .plugins import get_plugin_manager
 
-    registered = (pm or get_plugin_manager()).collect("register_validators")
-    if names is None:
-        return [item.obj for item in registered.values()]
-    unknown = [n for n in names if n not in registered]
-    if unknown:
-        raise ConfigError(f"unknown validator '{unknown[0]}'", hint="installed: " + ", ".join(sorted(registered)))
-    return [registered[n].obj for n in names]
+    pm = pm or get_plugin_manager()
+    chosen = pm.all("validator") if config.validators is None else [pm.get("validator", n) for n in config.validators]
+    return [validator.begin(config) for validator in chosen]
 
 
 def _fix_pair(pair: Pair) -> list[Finding]:
@@ -235,108 +138,48 @@ def _joined(batch, result):
 
 
 class _Outputs:
-    """Clean and rejects files, written atomically; each record lands in exactly one."""
+    """Clean and rejects files: each record lands in exactly one; both written whole or not at all
+    (rejects always, empty when there are none, so an old file is never left stale)."""
 
     def __init__(self, clean: str | None, rejects: str | None, inputs: list[str], fix: bool):
         self.fix = fix
-        self._stack = []
-        for out in (clean, rejects):
+        for option, out in (("--out-clean", clean), ("--out-rejects", rejects)):
             if out is not None:
-                _refuse_overwriting_input(out, inputs)
-        if clean is not None and rejects is not None and Path(clean).resolve() == Path(rejects).resolve():
-            raise ConfigError("--out-clean and --out-rejects name the same file")
+                refuse_input(out, inputs, option)
+        if (
+            clean is not None
+            and rejects is not None
+            and (same_file(clean, rejects) or os.path.realpath(clean) == os.path.realpath(rejects))
+        ):
+            raise ConfigError("--out-clean and --out-rejects name the same file", hint="give two paths")
+        self._stack = contextlib.ExitStack()
         self.clean = self._open(clean)
         self.rejects = self._open(rejects)
 
     def _open(self, path: str | None) -> IO[bytes] | None:
-        if path is None:
-            return None
-        context = atomic_writer(path)
-        handle = context.__enter__()
-        self._stack.append(context)
-        return handle
+        return None if path is None else self._stack.enter_context(write_file(path))
 
     def write(self, record: Record, errors: list[Finding]) -> None:
         if errors:
             if self.rejects is not None:
                 reasons = [_reason(f) for f in errors]
-                self.rejects.write(orjson.dumps(record.reject_entry(reasons)) + b"\n")
+                self.rejects.write(dumps(record.reject_entry(reasons)) + b"\n")
         elif self.clean is not None:
             if self.fix or not record.raw:
-                self.clean.write(orjson.dumps(record.pair.to_record()) + b"\n")
+                self.clean.write(dumps(record.pair.to_record()) + b"\n")
             else:
                 self.clean.write(record.raw + b"\n")
 
     def close(self, failed: BaseException | None = None) -> None:
-        for context in reversed(self._stack):
-            if failed is None:
-                context.__exit__(None, None, None)
-            else:
-                context.__exit__(type(failed), failed, failed.__traceback__)
-        self._stack = []
+        if failed is None:
+            self._stack.close()
+        else:
+            self._stack.__exit__(type(failed), failed, failed.__traceback__)
 
 
 def _reason(f: Finding) -> str:
     field = f"{f.field}: " if f.field else ""
     return f"{f.rule}: {field}{f.message}"
-
-
-def _refuse_overwriting_input(out: str, inputs: list[str]) -> None:
-    target = Path(out)
-    for source in inputs:
-        if source == "-":
-            continue
-        try:
-            same = target.exists() and os.path.samefile(target, source)
-        except OSError:
-            same = False
-        if same or target.resolve() == Path(source).resolve():
-            raise ConfigError(
-                f"refusing to overwrite the input file {source} with {out}",
-                hint="write clean/rejects output to another path",
-            )
-
-
-class _Tally:
-    def __init__(self, file: str, sink: Callable[[Finding], None] | None, keep: bool, strict: bool = False):
-        self.file = file
-        self.strict = strict  # warnings count as errors
-        self.sink = sink
-        self.stats = Stats()
-        self.rules: dict[str, RuleSummary] = {}
-        self.findings: list[Finding] | None = [] if keep else None
-
-    def add(self, finding: Finding) -> None:
-        finding.file = self.file
-        if self.strict and finding.severity == WARNING:
-            finding.severity = ERROR
-        summary = self.rules.setdefault(finding.rule, RuleSummary())
-        if finding.severity == ERROR:
-            self.stats.errors += 1
-            summary.errors += 1
-        elif finding.severity == WARNING:
-            self.stats.warnings += 1
-            summary.warnings += 1
-        else:
-            self.stats.infos += 1
-            summary.infos += 1
-        if len(summary.examples) < EXAMPLES_PER_RULE:
-            summary.examples.append(finding)
-        if self.findings is not None:
-            self.findings.append(finding)
-        if self.sink is not None:
-            self.sink(finding)
-
-    def report(self, verdict: str | None = None) -> ValidationReport:
-        s = self.stats
-        if verdict is None:
-            verdict = "fail" if s.errors else "pass-with-warnings" if s.warnings else "pass"
-        return ValidationReport(self.file, verdict, s, self.rules, self.findings)
-
-
-def _unusable(tally: _Tally, message: str, hint: str) -> ValidationReport:
-    tally.add(Finding("input", ERROR, message, hint=hint))
-    return tally.report("unusable")
 
 
 def validate_stream(
@@ -350,35 +193,33 @@ def validate_stream(
     out_clean: str | None = None,
     out_rejects: str | None = None,
     inputs: list[str] = (),
-    jobs: int = 1,
+    jobs: int | None = None,
 ) -> ValidationReport:
-    validators = [cls(config) for cls in validator_classes(pm, config.validators)]
+    validators = validators_for(config, pm)
     checker = RecordChecker(config, [v for v in validators if v.per_record])
     dataset_wide = [v for v in validators if not v.per_record]
-    tally = _Tally(file, sink, keep_findings, config.strict)
+    tally = Tally(file, sink, keep_findings, config.strict)
+    if not validators:
+        return tally.unusable(
+            "no validator is installed or selected, so nothing was checked",
+            "check MGLKIT_LOAD_PLUGINS and --validators (see `mglkit plugins`)",
+        )
     first = next(lines, None)
     if first is None:
-        return _unusable(
-            tally,
-            "no records: the file is empty",
-            'expected JSONL: one {"prompt", "chosen", "rejected"} object per line',
-        )
+        return tally.unusable("no records: the file is empty", _EXPECTED)
     if first[1].startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _unusable(
-            tally,
-            "the file is UTF-16, not UTF-8",
-            "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl",
+        return tally.unusable(
+            "the file is UTF-16, not UTF-8", "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl"
         )
     if looks_like_json_array(first[1]):
-        return _unusable(
-            tally,
+        return tally.unusable(
             "the file is a JSON array, not JSONL",
             "write one JSON object per line, e.g. jq -c '.[]' in.json > out.jsonl",
         )
     outputs = _Outputs(out_clean, out_rejects, list(inputs), config.fix)
     objects = 0
     try:
-        for record, findings in _checked(checker, _chain(first, lines), jobs):
+        for record, findings in _checked(checker, _chain(first, lines), jobs or config.jobs):
             tally.stats.records += 1
             if record.pair is not None:
                 objects += 1
@@ -395,12 +236,8 @@ def validate_stream(
         if objects == 0:
             outputs.close(UnusableInputError("no records"))
             if not _is_utf8(first[1]):
-                return _unusable(tally, "the file is not UTF-8", "re-save it as UTF-8")
-            return _unusable(
-                tally,
-                "no usable records: no line is a JSON object with a pair",
-                'expected JSONL: one {"prompt", "chosen", "rejected"} object per line',
-            )
+                return tally.unusable("the file is not UTF-8", "re-save it as UTF-8")
+            return tally.unusable("no usable records: no line is a JSON object with a pair", _EXPECTED)
         for validator in dataset_wide:
             for finding in validator.finish(tally.stats):
                 tally.add(finding)
@@ -425,14 +262,15 @@ def _chain(first, rest):
 
 
 def validate_file(source: str | os.PathLike, config: ValidationConfig, **kwargs) -> ValidationReport:
+    """Validate a JSONL file (``-``: standard input; a bundled name works from any folder)."""
     name = display_name(source)
     try:
         stream = open_source(source)
     except UnusableInputError as exc:
-        tally = _Tally(name, kwargs.get("sink"), kwargs.get("keep_findings", True))
-        return _unusable(tally, str(exc), exc.hint or "check the path")
+        return Tally(name, kwargs.get("sink"), kwargs.get("keep_findings", True)).unusable(str(exc), exc.hint or "")
+    inputs = list(kwargs.pop("inputs", ())) + [str(source) if str(source) == "-" else str(resolve_data_path(source))]
     with stream:
-        return validate_stream(iter_lines(stream), name, config, **kwargs)
+        return validate_stream(iter_lines(stream), name, config, inputs=inputs, **kwargs)
 
 
 def validate_records(records: Iterable[dict | Pair], config: ValidationConfig, **kwargs) -> ValidationReport:
@@ -441,6 +279,76 @@ def validate_records(records: Iterable[dict | Pair], config: ValidationConfig, *
     def lines():
         for number, item in enumerate(records, 1):
             obj = item.to_record() if isinstance(item, Pair) else item
-            yield number, orjson.dumps(obj)
+            yield number, dumps(obj)
 
     return validate_stream(lines(), "<records>", config, **kwargs)
+
+
+def command(pm, name: str):
+    """``mglkit validate FILE...``"""
+    import click
+
+    from .cli import config_option, exit_help, given, setting_options
+    from .settings import declared
+
+    specs = declared(ValidationConfig)
+
+    @click.command(name, epilog=exit_help("errors in records or in dataset rules"))
+    @click.argument("files", nargs=-1, required=True)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+    @click.option("--out-clean", type=click.Path(dir_okay=False), help="Write records without errors here.")
+    @click.option(
+        "--out-rejects",
+        type=click.Path(dir_okay=False),
+        help='Write records with errors here: {"line", "reasons", "record"|"raw"}.',
+    )
+    @config_option("validate")
+    @setting_options(specs)
+    def validate(files, as_json, out_clean, out_rejects, config_file, **values):
+        """Check preference-pair JSONL files (- reads standard input)."""
+        from .config import load_config
+        from .findings import exit_code, worst_verdict
+
+        if (out_clean or out_rejects) and len(files) > 1:
+            raise click.UsageError("--out-clean/--out-rejects take one FILE at a time")
+        config = load_config(ValidationConfig, config_file, **given(values, specs))
+        outputs = {"out_clean": out_clean, "out_rejects": out_rejects, "inputs": list(files)}
+        reports = _report_json(files, config, outputs) if as_json else _report_rich(files, config, outputs)
+        return exit_code(worst_verdict(r.verdict for r in reports))
+
+    return validate
+
+
+def _report_json(files, config, outputs) -> list[ValidationReport]:
+    import sys
+
+    from .findings import worst_verdict
+    from .report import JsonFindingsWriter
+
+    stream, reports = sys.stdout.buffer, []
+    several = len(files) > 1
+    if several:
+        stream.write(b'{"reports": [\n')
+    for i, file in enumerate(files):
+        if i:
+            stream.write(b",\n")
+        writer = JsonFindingsWriter(stream, display_name(file))
+        report = validate_file(file, config, sink=writer, keep_findings=False, **outputs)
+        writer.close(report)
+        reports.append(report)
+    if several:
+        stream.write(b'\n], "verdict": "' + worst_verdict(r.verdict for r in reports).encode() + b'"}')
+    stream.write(b"\n")
+    stream.flush()
+    return reports
+
+
+def _report_rich(files, config, outputs) -> list[ValidationReport]:
+    from .report import console, print_validation
+
+    out, reports = console(), []
+    for file in files:
+        report = validate_file(file, config, keep_findings=False, **outputs)
+        print_validation(report, out)
+        reports.append(report)
+    return reports

@@ -1,16 +1,35 @@
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_inputs"
+EXAMPLE_PLUGIN = Path(__file__).resolve().parent / "example_plugin"
 BUILTIN_VALIDATORS = "length,cyrillic,language,hygiene,differentiation,duplicates,size"
+# Tests that build or load a model, or train, are the slow tier: `pytest -m "not slow"` skips them.
+SLOW_FIXTURES = {"tiny", "quickstart_run", "short_run"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
 
 
 def mglkit(*args, input=None, env=None, cwd=None) -> subprocess.CompletedProcess:
@@ -22,26 +41,92 @@ def mglkit(*args, input=None, env=None, cwd=None) -> subprocess.CompletedProcess
         capture_output=True,
         env=full_env,
         cwd=cwd,
-        timeout=300,
+        timeout=600,
     )
 
 
-def mglkit_json(*args, **kwargs) -> tuple[int, dict]:
-    result = mglkit(*args, "--json", **kwargs)
-    assert b"Traceback" not in result.stderr, result.stderr.decode()
+@contextlib.contextmanager
+def fresh_plugins(env: dict | None = None):
+    """A fresh plugin manager for the duration (as a new process would load), under ``env``."""
+    import mglkit.plugins
+
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    mglkit.plugins._pm = None
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        mglkit.plugins._pm = None
+
+
+def cli(*args, input=None, env=None) -> Outcome:
+    """Run the CLI in this process (click's CliRunner): the same exit codes and streams, no start-up cost."""
+    from click.testing import CliRunner
+
+    from mglkit.cli import cli as group
+
+    with fresh_plugins(env):
+        result = CliRunner().invoke(group, [str(a) for a in args], input=input, prog_name="mglkit")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return Outcome(result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
+def cli_json(*args, **kwargs) -> tuple[int, dict]:
+    result = cli(*args, "--json", **kwargs)
+    assert b"Traceback" not in result.stderr and result.stdout, result.stderr.decode()
     return result.returncode, json.loads(result.stdout)
 
 
 @pytest.fixture
-def builtin_only(monkeypatch):
-    """Subprocesses load only the built-in plugins (the example plugin adds its own warnings)."""
-    monkeypatch.setenv("MGLKIT_LOAD_PLUGINS", "validators")
+def builtin_only():
+    """Only the built-in validators load (as MGLKIT_LOAD_PLUGINS=validators would)."""
+    with fresh_plugins({"MGLKIT_LOAD_PLUGINS": "validators"}):
+        yield
+
+
+@pytest.fixture(scope="session")
+def example_plugin(tmp_path_factory):
+    """The third-party example plugin, installed for this test run: its package and a dist-info folder
+    on the path, for this process and the subprocesses it starts (no out-of-band pip install)."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "mglkit_example").symlink_to(EXAMPLE_PLUGIN / "mglkit_example")
+    dist = site / "mglkit_example_plugin-0.2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mglkit-example-plugin\nVersion: 0.2.0\n")
+    (dist / "entry_points.txt").write_text("[mglkit]\nexample = mglkit_example\n")
+    sys.path.insert(0, str(site))
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), old]))
+    import mglkit.plugins
+
+    mglkit.plugins._pm = None
+    yield site
+    sys.path.remove(str(site))
+    os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)
+    mglkit.plugins._pm = None
 
 
 QUICKSTART = [
-    "--trainer", "dpo", "--base", "mglkit:tiny", "--learning-rate", "5e-4", "--batch-size", "8",
-    "--grad-accum", "1", "--epochs", "2", "--max-length", "256",
-]  # fmt: skip
+    "--trainer",
+    "dpo",
+    "--base",
+    "mglkit:tiny",
+    "--learning-rate",
+    "5e-4",
+    "--batch-size",
+    "8",
+    "--grad-accum",
+    "1",
+    "--epochs",
+    "2",
+    "--max-length",
+    "256",
+]
 
 
 @pytest.fixture(scope="session")

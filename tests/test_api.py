@@ -20,6 +20,8 @@ def test_validate_a_path_returns_a_report():
     assert report.rules["length"].errors == 1 and report.rules["length"].examples[0].line == 2
     as_dict = report.to_dict()
     assert as_dict["findings"][0]["file"] == str(BAD / "short.jsonl")
+    assert report.summary()["rules"]["length"] == {"errors": 1, "warnings": 0, "infos": 0}
+    assert report.first_error() == "line 2: length: 2 words, at least 5 needed"
 
 
 def test_validate_records_in_memory():
@@ -44,6 +46,13 @@ def test_load_pairs_names_file_line_and_field():
         list(mglkit.load_pairs(BAD / "missing_field.jsonl"))
     assert str(error.value).startswith(f"{BAD / 'missing_field.jsonl'}, line 4, field 'rejected':")
     assert error.value.hint
+
+
+def test_settings_are_checked_when_a_config_is_made():
+    with pytest.raises(mglkit.ConfigError, match="--min-cyrillic: 1.5 is out of range"):
+        mglkit.ValidationConfig(min_cyrillic=1.5)
+    with pytest.raises(mglkit.ConfigError, match="--beta"):
+        mglkit.train(base="mglkit:tiny", trainer="dpo", beta=-1, output="/nonexistent/never-written")
 
 
 def test_validating_imports_no_torch_or_transformers():

@@ -8,9 +8,9 @@ import sys
 import pytest
 from conftest import ROOT, mglkit
 
-from mglkit.evaluation import Context, matches_alias
-from mglkit.pairs import Pair
-from mglkit.suites import Suite
+from mglkit import EvalContext as Context
+from mglkit import Pair, Suite
+from mglkit.mongolian import matches_alias
 
 SUITE = ROOT / "benchmarks"
 
@@ -34,7 +34,7 @@ class StubScorer:
 def evaluator(name):
     from mglkit.plugins import get_plugin_manager
 
-    return get_plugin_manager().collect("register_evaluators")[name].obj
+    return get_plugin_manager().get("evaluator", name)
 
 
 def test_acc_and_acc_norm_as_lm_evaluation_harness_defines_them():
@@ -84,7 +84,7 @@ def test_alias_matching(answer, aliases, expected):
 
 
 def test_every_kind_of_degraded_passage_scores_below_fluent_text_on_tiny(tiny):
-    from mglkit.models import PromptFormat
+    from mglkit.prompts import PromptFormat
     from mglkit.scoring import ModelScorer
     from mglkit.suites import load_suite
 
@@ -142,20 +142,20 @@ def test_bad_suites_and_foreign_adapters_are_clear_errors(quickstart_run, tmp_pa
     empty.mkdir()
     result = mglkit("eval", empty, "--base", "mglkit:tiny")
     assert (
-        result.returncode == 1 and b"none of facts.jsonl, pairs.jsonl, fluency.jsonl, retrieval.jsonl" in result.stderr
+        result.returncode == 2 and b"none of facts.jsonl, pairs.jsonl, fluency.jsonl, retrieval.jsonl" in result.stderr
     )
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "facts.jsonl").write_text('{"id": "x", "question": "q", "choices": ["a", "b"]}\n')
     result = mglkit("eval", broken, "--base", "mglkit:tiny")
-    assert result.returncode == 1 and b"facts.jsonl, line 1, field 'answer'" in result.stderr
+    assert result.returncode == 2 and b"facts.jsonl, line 1, field 'answer'" in result.stderr
     foreign = tmp_path / "foreign"
     shutil.copytree(quickstart_run, foreign, ignore=shutil.ignore_patterns("checkpoints", "last", "training_*"))
     config = json.loads((foreign / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = "mglkit:tiny-random"
     (foreign / "adapter_config.json").write_text(json.dumps(config))
     result = mglkit("eval", "benchmarks", "--base", "mglkit:tiny", "--adapter", foreign, "--limit", "1")
-    assert result.returncode == 1 and b"was trained on 'mglkit:tiny-random', not 'mglkit:tiny'" in result.stderr
+    assert result.returncode == 2 and b"was trained on 'mglkit:tiny-random', not 'mglkit:tiny'" in result.stderr
     for r in (result,):
         assert b"Traceback" not in r.stderr
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from conftest import ROOT, mglkit, read_metrics
+from conftest import ROOT, fresh_plugins, mglkit, read_metrics
 
-from mglkit import hookimpl
+from mglkit import Reward, hookimpl
 from mglkit.errors import MglkitError
 from mglkit.plugins import get_plugin_manager
 
@@ -22,7 +22,7 @@ RUSSIAN = "Монгольское государство было основан
 
 
 def rewards():
-    return {name: item.obj for name, item in get_plugin_manager().collect("register_rewards").items()}
+    return {reward.name: reward for reward in get_plugin_manager().all("reward")}
 
 
 @pytest.mark.parametrize("name", ["mongolian", "preference"])
@@ -39,21 +39,21 @@ def test_facts_reward_needs_the_alias():
 
 
 def test_length_band():
-    from mglkit.config import TrainConfig
+    from types import SimpleNamespace
 
-    reward = rewards()["length"].configure(TrainConfig(length_band="5,10"))
+    reward = rewards()["length"].configure(SimpleNamespace(length_band="5,10"))
     inside, empty, rambling = "үг " * 7, "", "үг " * 40
     assert reward("q", inside, {}) == 1.0
     assert reward("q", inside, {}) > reward("q", empty, {}) and reward("q", inside, {}) > reward("q", rambling, {})
 
 
 def test_rewards_are_listed_by_plugins():
-    _, listing = __import__("conftest").mglkit_json("plugins")
+    _, listing = __import__("conftest").cli_json("plugins")
     rewarders = [p for p in listing["plugins"] if "rewards" in p["registers"]]
     assert rewarders[0]["registers"]["rewards"] == ["facts", "length", "mongolian", "preference"]
 
 
-class Broken:
+class Broken(Reward):
     name = "broken"
 
     def __init__(self, value=None):
@@ -83,10 +83,10 @@ class Nan(Broken):
 
 @pytest.fixture
 def broken_rewards():
-    pm = get_plugin_manager()
-    pm.register(BrokenRewards(), name="broken-rewards")
-    yield pm
-    pm.unregister(name="broken-rewards")
+    with fresh_plugins():
+        pm = get_plugin_manager()
+        pm.register(BrokenRewards(), name="broken-rewards")
+        yield pm
 
 
 @pytest.mark.parametrize(("reward", "message"), [("broken", "ZeroDivisionError"), ("nan", "returned nan")])
@@ -94,7 +94,7 @@ def test_a_failing_reward_is_a_clear_error(tiny, broken_rewards, tmp_path, rewar
     import mglkit
 
     with pytest.raises(MglkitError) as error:
-        mglkit.train(trainer="trl-grpo", base="mglkit:tiny", rewards=reward, max_steps=1, batch_size=2,
+        mglkit.train(trainer="trl-grpo", base="mglkit:tiny", rewards=[reward], max_steps=1, batch_size=2,
                      num_generations=2, max_new_tokens=4, samples=0, output=str(tmp_path / "run"), eval_split=0,
                      skip_validation=True)  # fmt: skip
     text = str(error.value)

@@ -4,7 +4,7 @@ import json
 
 from conftest import mglkit
 
-from mglkit.retrieval import tokenize
+from mglkit.mongolian import tokenize
 
 QUESTION = "Монголын ардчилсан хувьсгалын тухай хэлнэ үү?"
 
@@ -17,13 +17,13 @@ def test_mongolian_tokenisation():
 
 
 def test_recall_at_5_on_the_bundled_corpus():
-    from mglkit.evaluation import Context
+    from mglkit import EvalContext as Context
     from mglkit.plugins import get_plugin_manager
     from mglkit.suites import load_suite
 
     suite = load_suite("benchmarks")
     assert len(suite.retrieval) >= 60
-    retrieval = get_plugin_manager().collect("register_evaluators")["retrieval"].obj
+    retrieval = get_plugin_manager().get("evaluator", "retrieval")
     result = retrieval.evaluate(type("NoModel", (), {"name": "none"})(), suite, Context(reference=None))
     assert result.metrics["recall@5"].value >= 0.85, result.metrics
     assert result.metrics["recall@1"].value <= result.metrics["recall@5"].value
@@ -106,7 +106,7 @@ def test_index_your_own_documents(tiny, tmp_path):
                     tmp_path / "idx", "--k", "1", "--json", "--max-new-tokens", "8")  # fmt: skip
     assert json.loads(answer.stdout)["sources"][0]["id"] == "notes-1"
     bad = mglkit("ask", "асуулт", "--base", "mglkit:tiny", "--index", docs)
-    assert bad.returncode == 1 and b"not an mglkit index" in bad.stderr and b"Traceback" not in bad.stderr
+    assert bad.returncode == 2 and b"not an mglkit index" in bad.stderr and b"Traceback" not in bad.stderr
 
 
 def test_export_merged_gives_the_same_logits(quickstart_run, tmp_path):
@@ -139,8 +139,8 @@ def test_export_adapter_is_clean_and_loads(quickstart_run, tmp_path):
     assert mglkit("export", quickstart_run, "--format", "adapter", "--output", out).returncode == 0
     names = {p.name for p in out.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= names
-    assert not names & {"checkpoints", "last", "training_logs"}
+    assert not names & {"checkpoints", "last", "training_logs"} and ".mglkit.json" in names
     base, _ = load_model("mglkit:tiny", ModelOptions(precision="fp32"))
     PeftModel.from_pretrained(base, str(out))
     again = mglkit("export", quickstart_run, "--format", "adapter", "--output", out)
-    assert again.returncode == 2 and b"exists" in again.stderr
+    assert again.returncode == 2 and b"already holds an mglkit export" in again.stderr

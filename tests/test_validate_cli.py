@@ -2,9 +2,11 @@
 
 import base64
 import json
+import subprocess
+import sys
 
 import pytest
-from conftest import BAD, mglkit, mglkit_json
+from conftest import BAD, ROOT, cli, cli_json
 
 # file -> (verdict, exit code, a finding that must be there: (rule, severity, line, field))
 CASES = {
@@ -43,13 +45,13 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_corpus(name, builtin_only):
     verdict, code, expected = CASES[name]
-    returncode, report = mglkit_json("validate", BAD / name)
+    returncode, report = cli_json("validate", BAD / name)
     assert (report["verdict"], returncode) == (verdict, code)
     found = {(f["rule"], f["severity"], f["line"], f["field"]) for f in report["findings"]}
     assert expected in found
     assert all(f["file"] == str(BAD / name) for f in report["findings"])
     # the rich report never crashes either, and exits the same way
-    human = mglkit("validate", BAD / name)
+    human = cli("validate", BAD / name)
     assert human.returncode == code and b"Traceback" not in human.stderr
 
 
@@ -59,7 +61,7 @@ def test_every_corpus_file_is_covered():
 
 
 def test_only_the_bad_line_is_flagged(builtin_only):
-    _, report = mglkit_json("validate", BAD / "russian.jsonl")
+    _, report = cli_json("validate", BAD / "russian.jsonl")
     lines = {f["line"] for f in report["findings"] if f["line"] is not None}
     assert lines == {4}
 
@@ -69,78 +71,81 @@ def test_line_numbers_count_blank_lines_and_crlf(builtin_only, tmp_path):
     data[8] = b'{"prompt": "x"}'  # physical line 9, after the two blank lines
     path = tmp_path / "f.jsonl"
     path.write_bytes(b"\r\n".join(data))
-    _, report = mglkit_json("validate", path)
+    _, report = cli_json("validate", path)
     assert {f["line"] for f in report["findings"] if f["rule"] == "format"} == {9}
 
 
 def test_changed_date_is_a_legitimate_minimal_pair(builtin_only):
-    _, report = mglkit_json("validate", BAD / "near_identical.jsonl")
+    _, report = cli_json("validate", BAD / "near_identical.jsonl")
     near = [f for f in report["findings"] if f["rule"] == "differentiation"]
     assert [f["line"] for f in near] == [3]  # line 4 differs only in its date
     assert "хэрлэн" in near[0]["message"] and "%" in near[0]["message"]
 
 
 def test_repeated_prompt_is_a_warning_repeated_pair_an_error(builtin_only):
-    _, report = mglkit_json("validate", BAD / "duplicates.jsonl")
+    _, report = cli_json("validate", BAD / "duplicates.jsonl")
     dup = {(f["line"], f["severity"]) for f in report["findings"] if f["rule"] == "duplicates"}
     assert dup == {(6, "error"), (8, "warning")}
 
 
 def test_json_counts(builtin_only):
-    _, report = mglkit_json("validate", BAD / "missing_field.jsonl")
+    _, report = cli_json("validate", BAD / "missing_field.jsonl")
     assert report["counts"] == {"records": 12, "valid": 11, "errors": 1, "warnings": 1}
 
 
 def test_several_files_report_the_worst_verdict(builtin_only):
-    code, report = mglkit_json("validate", BAD / "good.jsonl", BAD / "short.jsonl")
+    code, report = cli_json("validate", BAD / "good.jsonl", BAD / "short.jsonl")
     assert code == 1 and report["verdict"] == "fail"
     assert [r["verdict"] for r in report["reports"]] == ["pass-with-warnings", "fail"]
 
 
 def test_missing_file_is_unusable(builtin_only, tmp_path):
-    code, report = mglkit_json("validate", tmp_path / "nope.jsonl")
+    code, report = cli_json("validate", tmp_path / "nope.jsonl")
     assert code == 2 and report["verdict"] == "unusable"
     assert "no such file" in report["findings"][0]["message"]
 
 
 def test_stdin(builtin_only):
-    result = mglkit("validate", "-", "--json", input=(BAD / "short.jsonl").read_bytes())
+    result = cli("validate", "-", "--json", input=(BAD / "short.jsonl").read_bytes())
     report = json.loads(result.stdout)
     assert result.returncode == 1 and report["file"] == "<stdin>"
 
 
 def test_strict_turns_warnings_into_errors(builtin_only):
-    assert mglkit("validate", BAD / "good.jsonl").returncode == 0
-    code, report = mglkit_json("validate", "--strict", BAD / "good.jsonl")
+    assert cli("validate", BAD / "good.jsonl").returncode == 0
+    code, report = cli_json("validate", "--strict", BAD / "good.jsonl")
     assert code == 1 and report["counts"]["warnings"] == 0
 
 
-def test_thresholds_from_flags_config_file_and_pyproject(builtin_only, tmp_path):
+def test_thresholds_from_flags_config_file_and_pyproject(builtin_only, tmp_path, monkeypatch):
     good = BAD / "good.jsonl"
-    code, report = mglkit_json("validate", "--min-words-chosen", "100", good)
+    code, report = cli_json("validate", "--min-words-chosen", "100", good)
     assert code == 1 and {f["rule"] for f in report["findings"]} >= {"length"}
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("[tool.mglkit.validate]\nmin_pairs = 50\n")
-    code, report = mglkit_json("validate", good, cwd=tmp_path)
+    code, report = cli_json("validate", good)
     assert code == 1 and "at least 50 needed" in report["findings"][0]["message"]
     (tmp_path / "mglkit.toml").write_text("[validate]\nmin_pairs = 3\nrecommended_pairs = 5\n")
-    code, report = mglkit_json("validate", good, cwd=tmp_path)
+    code, report = cli_json("validate", good)
     assert code == 0 and report["verdict"] == "pass"
-    code, _ = mglkit_json("validate", "--min-pairs", "20", good, cwd=tmp_path)  # flags win
+    code, _ = cli_json("validate", "--min-pairs", "20", good)  # flags win
     assert code == 1
 
 
-def test_bad_config_is_a_clear_error(builtin_only, tmp_path):
+def test_bad_config_is_a_clear_error(builtin_only, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "mglkit.toml").write_text("[validate]\nmin_wrods_chosen = 3\n")
-    result = mglkit("validate", BAD / "good.jsonl", cwd=tmp_path)
+    result = cli("validate", BAD / "good.jsonl")
     assert result.returncode == 2
-    assert b"unknown setting 'min_wrods_chosen'" in result.stderr and b"Traceback" not in result.stderr
+    assert b"mglkit.toml [validate]: unknown setting 'min_wrods_chosen'" in result.stderr
+    assert b"did you mean 'min_words_chosen'" in result.stderr
 
 
 def test_clean_and_rejects_partition_every_record(builtin_only, tmp_path):
     source = tmp_path / "mixed.jsonl"
     source.write_bytes(b"".join((BAD / n).read_bytes() for n in ("not_json.jsonl", "invalid_utf8_line.jsonl")))
     clean, rejects = tmp_path / "clean.jsonl", tmp_path / "rejects.jsonl"
-    code, report = mglkit_json(
+    code, report = cli_json(
         "validate", source, "--out-clean", clean, "--out-rejects", rejects, "--validators", "length"
     )  # the two halves repeat each other's pairs
     assert code == 1
@@ -158,7 +163,7 @@ def test_clean_and_rejects_partition_every_record(builtin_only, tmp_path):
 
 def test_rejects_hold_the_parsed_record(builtin_only, tmp_path):
     rejects = tmp_path / "rejects.jsonl"
-    mglkit("validate", BAD / "short.jsonl", "--out-rejects", rejects)
+    cli("validate", BAD / "short.jsonl", "--out-rejects", rejects)
     (entry,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert entry["line"] == 2 and entry["record"]["prompt"] == "Чингис хаан?"
     assert any("length" in r for r in entry["reasons"])
@@ -168,22 +173,53 @@ def test_refuses_to_overwrite_the_input(builtin_only, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes((BAD / "good.jsonl").read_bytes())
     before = source.read_bytes()
-    result = mglkit("validate", source, "--out-clean", source)
-    assert result.returncode == 2 and b"refusing to overwrite" in result.stderr
+    for target in (source, tmp_path / "." / "in.jsonl", tmp_path / "link.jsonl", tmp_path / "hard.jsonl"):
+        if target.name == "link.jsonl":
+            target.symlink_to(source)
+        elif target.name == "hard.jsonl":
+            target.hardlink_to(source)
+        result = cli("validate", source, "--out-clean", target)
+        assert result.returncode == 2 and b"is the input" in result.stderr, target
+        assert source.read_bytes() == before
+    with open(source, "rb") as stdin:  # stdin is the file itself: `validate - --out-clean f < f`
+        piped = subprocess.run(
+            [sys.executable, "-m", "mglkit", "validate", "-", "--out-clean", str(source)],
+            stdin=stdin,
+            capture_output=True,
+        )
+    assert piped.returncode == 2 and b"is the input standard input" in piped.stderr
     assert source.read_bytes() == before
+
+
+def test_refuses_to_overwrite_the_bundled_input_found_by_name(builtin_only, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the name finds the bundled file
+    bundled = ROOT / "data" / "mgl_history_grpo.jsonl"
+    before = bundled.read_bytes()
+    result = cli("validate", "data/mgl_history_grpo.jsonl", "--out-clean", bundled)
+    assert result.returncode == 2 and b"is the input" in result.stderr
+    assert bundled.read_bytes() == before
 
 
 def test_unusable_input_writes_no_outputs(builtin_only, tmp_path):
     clean = tmp_path / "clean.jsonl"
-    code, _ = mglkit_json("validate", BAD / "utf16.jsonl", "--out-clean", clean)
+    code, _ = cli_json("validate", BAD / "utf16.jsonl", "--out-clean", clean)
     assert code == 2 and not clean.exists()
     assert list(tmp_path.iterdir()) == []  # no temporary files left behind
+
+
+def test_rejects_file_is_always_written(builtin_only, tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_text("stale\n")
+    rejects.chmod(0o640)
+    code, _ = cli_json("validate", BAD / "good.jsonl", "--out-rejects", rejects)
+    assert code == 0 and rejects.read_text() == ""  # no stale rejects left from an earlier run
+    assert rejects.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
 
 
 def test_fix_repairs_and_lists_every_repair(builtin_only, tmp_path):
     clean, rejects = tmp_path / "clean.jsonl", tmp_path / "rejects.jsonl"
     for name, line in (("homoglyph.jsonl", 8), ("invisible.jsonl", 7), ("non_nfc.jsonl", 10)):
-        code, report = mglkit_json("validate", BAD / name, "--fix", "--out-clean", clean, "--out-rejects", rejects)
+        code, report = cli_json("validate", BAD / name, "--fix", "--out-clean", clean, "--out-rejects", rejects)
         assert code == 0, report
         fixes = [f for f in report["findings"] if f["rule"] == "fix"]
         assert fixes and all(f["line"] == line and f["severity"] == "info" for f in fixes)
@@ -205,6 +241,6 @@ def test_jobs_give_the_same_report(builtin_only, tmp_path):
         )
         * 30
     )
-    _, one = mglkit_json("validate", source)
-    _, two = mglkit_json("validate", "--jobs", "2", source)
+    _, one = cli_json("validate", source)
+    _, two = cli_json("validate", "--jobs", "2", source)
     assert one == two and one["counts"]["records"] > 1000

@@ -1,11 +1,31 @@
 """``dpo``: mglkit's own DPO loop — plain PyTorch and accelerate, readable top to bottom."""
 
-from mglkit import hookimpl
+from mglkit import ConfigError, Setting, Trainer, hookimpl
+from mglkit.preference import dpo_settings
+
+from .losses import LOSSES
 
 
-class DPOTrainer:
+class DPOTrainer(Trainer):
     name = "dpo"
-    description = "mglkit's own loop: precomputed reference log-probs, one forward for chosen+rejected"
+    description = "mglkit's own loop: precomputed reference log-probs, one forward for chosen and rejected"
+    method = "DPO"
+    inputs = "pairs"
+    truncation = "prompt-left"
+    settings = (
+        *dpo_settings(LOSSES),
+        Setting("group_by_length", bool, False, "Batch pairs of similar length together (less padding)."),
+    )
+
+    def check(self, options, config) -> None:
+        if options.label_smoothing and options.loss != "robust":
+            raise ConfigError(
+                f"--label-smoothing applies to the robust loss, not to '{options.loss}'",
+                hint="add --loss robust, or drop --label-smoothing",
+            )
+
+    def describe(self, options) -> str:
+        return f"DPO, {options.loss} loss, beta {options.beta:g}"
 
     def train(self, job):
         from .loop import train

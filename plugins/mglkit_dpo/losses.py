@@ -1,14 +1,14 @@
 """DPO losses, as TRL defines them, from policy and reference log-probabilities."""
 
-import torch
-import torch.nn.functional as F
-
 LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
 
 def dpo_loss(kind: str, beta: float, label_smoothing: float, chosen, rejected, ref_chosen, ref_rejected,
              chosen_tokens, rejected_tokens):  # fmt: skip
     """Per-pair loss and the implicit rewards beta * (log pi - log pi_ref)."""
+    import torch
+    import torch.nn.functional as F
+
     chosen_ratio, rejected_ratio = chosen - ref_chosen, rejected - ref_rejected
     delta = chosen_ratio - rejected_ratio
     if kind == "sigmoid":

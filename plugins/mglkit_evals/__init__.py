@@ -1,7 +1,6 @@
 """mglkit's built-in evaluators and the bundled ``benchmarks`` suite."""
 
-from mglkit import hookimpl
-from mglkit.resources import bundled
+from mglkit import SuiteFolder, bundled, hookimpl
 
 from .facts import Facts
 from .fluency import Fluency
@@ -17,4 +16,4 @@ def register_evaluators(register):
 
 @hookimpl
 def register_suites(register):
-    register(bundled("benchmarks"), name="benchmarks")
+    register(SuiteFolder("benchmarks", bundled("benchmarks"), "Mongolian history: held-out pairs, facts, fluency"))

@@ -1,10 +1,11 @@
 """Historical facts: multiple choice by log-likelihood (acc and acc_norm as lm-evaluation-harness
 defines them), and generated answers matched against the item's aliases; by period."""
 
-from mglkit.evaluation import EvalResult, matches_alias
+from mglkit import EvalResult, Evaluator
+from mglkit.mongolian import matches_alias
 
 
-class Facts:
+class Facts(Evaluator):
     name = "facts"
     needs = ("facts",)
     description = "multiple-choice acc / acc_norm by log-likelihood; generated answers matched to aliases"

@@ -4,13 +4,12 @@ repetition, combined into one score so that every kind of degradation ranks belo
 Repeated text is very predictable, so bits per character alone can prefer a looping passage; the
 fluency score is 2^-bpc (likelihood per character) x purity x (1 - repeated 3-gram rate)."""
 
-from mglkit import metrics
-from mglkit.evaluation import EvalResult
+from mglkit import EvalResult, Evaluator, metrics
 
 GENERATIONS = 12  # answers generated for the purity and repetition of the model's own text
 
 
-class Fluency:
+class Fluency(Evaluator):
     name = "fluency"
     needs = ("fluency",)
     description = "bits per character, purity, repetition, fluency score; fluent vs degraded ranking"

@@ -1,10 +1,10 @@
 """Preference accuracy on held-out pairs: DPO implicit reward against the base model, and
 reference-free log-probability comparisons (summed and length-normalised)."""
 
-from mglkit.evaluation import EvalResult
+from mglkit import EvalResult, Evaluator
 
 
-class Preference:
+class Preference(Evaluator):
     name = "preference"
     needs = ("pairs",)
     description = "implicit-reward accuracy vs the base model, reference-free accuracy, reward margin"

@@ -1,23 +1,22 @@
 """Retrieval quality: does the index find the passage that answers each question? recall@1,
 recall@5 and mean reciprocal rank. Retrieval does not depend on the model: every column is equal."""
 
-from mglkit.evaluation import EvalResult
+from mglkit import EvalResult, Evaluator
 
 DEPTH = 10
 
 
-class Retrieval:
+class Retrieval(Evaluator):
     name = "retrieval"
     needs = ("retrieval",)
     description = "recall@1, recall@5 and MRR of the retriever on questions with a known answering passage"
 
     def evaluate(self, scorer, suite, context) -> EvalResult:
-        from mglkit.resources import cache_root
-        from mglkit.retrieval import Index, build_index, default_index
+        from mglkit.retrieval import cached_index, default_index
 
         corpus = suite.path / "corpus"
         if corpus.is_dir():  # a suite may bring its own documents
-            index = Index(build_index([corpus], cache_root() / f"suite-index-{suite.name}"))
+            index = cached_index(sorted(p for p in corpus.rglob("*") if p.is_file()), f"suite-{suite.name}")
         else:
             index = default_index()
         values = {"recall@1": [], "recall@5": [], "mrr": []}

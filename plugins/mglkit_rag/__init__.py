@@ -1,9 +1,9 @@
 """The built-in BM25 retriever (bm25s, extra ``rag``) with Mongolian-aware tokenisation."""
 
-from mglkit import hookimpl
+from mglkit import Retriever, hookimpl
 
 
-class BM25Retriever:
+class BM25Retriever(Retriever):
     name = "bm25"
     description = "BM25 (bm25s) over lower-cased, punctuation-free, suffix-stripped Mongolian words"
 

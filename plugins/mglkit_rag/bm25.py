@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from mglkit.errors import MglkitError
-from mglkit.retrieval import tokenize
+from mglkit import ConfigError
+from mglkit.mongolian import tokenize
 
 
 def _bm25s():
     try:
         import bm25s
     except ImportError:
-        raise MglkitError("retrieval needs bm25s", hint="pip install 'mglkit[rag]'") from None
+        raise ConfigError("retrieval needs bm25s", hint="pip install 'mglkit[rag]'") from None
     return bm25s
 
 

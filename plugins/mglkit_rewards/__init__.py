@@ -1,12 +1,12 @@
 """Built-in GRPO rewards: facts, mongolian, length, preference. Each maps (prompt, completion,
 record) to a float; weights come from --reward-weights or the config file."""
 
-from mglkit import hookimpl
-from mglkit.evaluation import matches_alias
+from mglkit import Reward, hookimpl
 from mglkit.metrics import purity
+from mglkit.mongolian import matches_alias
 
 
-class FactsReward:
+class FactsReward(Reward):
     """1 when the completion contains an alias of the right answer (facts-style records)."""
 
     name = "facts"
@@ -15,7 +15,7 @@ class FactsReward:
         return float(matches_alias(completion, record.get("aliases") or []))
 
 
-class MongolianReward:
+class MongolianReward(Reward):
     """Mongolian purity of the completion (Cyrillic, not Russian, Kazakh or Latin); 0 when empty."""
 
     name = "mongolian"
@@ -24,7 +24,7 @@ class MongolianReward:
         return purity(completion)["purity"] if completion.strip() else 0.0
 
 
-class LengthReward:
+class LengthReward(Reward):
     """1 inside a band of words; less the further below it (0 when empty) or above it (rambling)."""
 
     name = "length"
@@ -32,8 +32,8 @@ class LengthReward:
     def __init__(self, low: int = 20, high: int = 80):
         self.low, self.high = low, high
 
-    def configure(self, config) -> "LengthReward":
-        low, high = (int(x) for x in config.length_band.split(","))
+    def configure(self, options) -> "LengthReward":
+        low, high = (int(x) for x in options.length_band.split(","))  # checked by the trainer
         return LengthReward(low, high)
 
     def __call__(self, prompt, completion, record):
@@ -45,7 +45,7 @@ class LengthReward:
         return 1.0
 
 
-class PreferenceReward:
+class PreferenceReward(Reward):
     """Close to ``chosen`` and closer to it than to ``rejected``: 2 * sim(chosen) - sim(rejected),
     with rapidfuzz's character similarity (0-1) of the normalised texts; 0 for an empty answer."""
 

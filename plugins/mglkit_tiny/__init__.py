@@ -4,13 +4,13 @@
 ``mglkit:tiny-random`` has the same tokenizer and shape with untrained weights.
 """
 
-from mglkit import hookimpl
+from mglkit import ConfigError, ModelSource, hookimpl
 
 PREFIX = "mglkit:"
 VARIANTS = ("tiny", "tiny-random")
 
 
-class TinySource:
+class TinySource(ModelSource):
     """Model source for ``mglkit:tiny`` and ``mglkit:tiny-random``."""
 
     name = PREFIX
@@ -25,9 +25,7 @@ class TinySource:
 
         variant = name.removeprefix(PREFIX)
         if variant not in VARIANTS:
-            from mglkit.errors import MglkitError
-
-            raise MglkitError(f"unknown model '{name}'", hint="built-in: " + ", ".join(self.names()))
+            raise ConfigError(f"unknown model '{name}'", hint="built-in: " + ", ".join(self.names()))
         return load(variant, options)
 
 

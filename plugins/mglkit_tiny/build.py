@@ -6,14 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from mglkit.pairs import load_pairs
-from mglkit.resources import bundled, cache_root
+import mglkit
+from mglkit import bundled, cache_root, load_pairs, read_jsonl
+from mglkit.outputs import cache_entry
 
 BUILD_VERSION = 1
 SEED = 1206
@@ -54,8 +52,7 @@ def training_texts() -> tuple[list[tuple[str, str]], list[str]]:
     corpus = bundled("data/corpus")
     if corpus.is_dir():
         for path in sorted(corpus.glob("*.jsonl")):
-            with path.open(encoding="utf-8") as handle:
-                passages += [json.loads(line)["text"] for line in handle if line.strip()]
+            passages += [record["text"] for _, record in read_jsonl(path)]
         passages += [p.read_text(encoding="utf-8") for p in sorted(corpus.glob("*.txt"))]
     return pairs, passages
 
@@ -74,8 +71,10 @@ def load(variant: str, options):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = model_dir(variant)
-    if not (path / "config.json").is_file():
-        build(variant, path)
+    ready = lambda folder: (folder / "config.json").is_file()  # noqa: E731
+    with cache_entry(path, ready, f"mglkit:{variant}", on_wait=mglkit.note) as build_dir:
+        if build_dir is not None:
+            build(variant, build_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=options.dtype)
     # recorded in adapter configs as the base model, so an adapter names what it was trained on
@@ -83,28 +82,19 @@ def load(variant: str, options):
     return model, tokenizer
 
 
-def build(variant: str, target: Path) -> None:
-    """Build into a temporary folder beside the cache entry, then rename: never half-written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        pairs, passages = training_texts()
-        tokenizer = train_tokenizer(pairs, passages)
-        model = init_model(tokenizer)
-        info = {"variant": variant, "seed": SEED, "build_version": BUILD_VERSION}
-        if variant == "tiny":
-            info.update(pretrain(model, tokenizer, pairs, passages))
-        model.config._name_or_path = f"mglkit:{variant}"
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "mglkit_build.json").write_text(json.dumps(info, indent=2))
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished the same build first
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def build(variant: str, folder: Path) -> None:
+    """Build the model into ``folder`` (a cache entry being made: mglkit renames it into place)."""
+    mglkit.note(f"building mglkit:{variant} once (about a minute on 2 cores); it is cached in {cache_root()}")
+    pairs, passages = training_texts()
+    tokenizer = train_tokenizer(pairs, passages)
+    model = init_model(tokenizer)
+    info = {"variant": variant, "seed": SEED, "build_version": BUILD_VERSION}
+    if variant == "tiny":
+        info.update(pretrain(model, tokenizer, pairs, passages))
+    model.config._name_or_path = f"mglkit:{variant}"
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "mglkit_build.json").write_text(json.dumps(info, indent=2))
 
 
 def train_tokenizer(pairs, passages):
@@ -175,27 +165,35 @@ def pretrain(model, tokenizer, pairs, passages) -> dict:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     model.train()
-    start, step, losses = time.perf_counter(), 0, []
-    while step < PRETRAIN_STEPS:
-        order = torch.randperm(len(blocks), generator=generator)
-        for first in range(0, len(order) - BATCH + 1, BATCH):
-            batch = blocks[order[first : first + BATCH]]
-            loss = model(input_ids=batch, labels=batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
-            if step >= PRETRAIN_STEPS:
-                break
+    start, losses = time.perf_counter(), []
+    with mglkit.progress("pre-training mglkit:tiny", total=PRETRAIN_STEPS) as task:
+        while len(losses) < PRETRAIN_STEPS:
+            _epoch(model, blocks, generator, optimizer, scheduler, losses, task)
     model.eval()
     return {
-        "pretrain_steps": step,
-        "pretrain_tokens": step * BATCH * SEQ_LEN,
+        "pretrain_steps": len(losses),
+        "pretrain_tokens": len(losses) * BATCH * SEQ_LEN,
         "corpus_tokens": len(ids),
         "first_loss": round(losses[0], 4),
         "final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4),
         "pretrain_seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def _epoch(model, blocks, generator, optimizer, scheduler, losses, task) -> None:
+    """One pass over the shuffled blocks (or what is left of the pre-training steps)."""
+    import torch
+
+    order = torch.randperm(len(blocks), generator=generator)
+    for first in range(0, len(order) - BATCH + 1, BATCH):
+        batch = blocks[order[first : first + BATCH]]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        task.update(completed=len(losses), info=f"loss {losses[-1]:.3f}")
+        if len(losses) >= PRETRAIN_STEPS:
+            break

@@ -1,17 +1,22 @@
-"""Our config onto TRL's DPOConfig; TRL's logs into our metrics sinks; the best adapter kept."""
+"""Our settings onto TRL's configs; TRL's logs into our run; the best adapter kept; checkpoints kept
+pickle-free (TRL's ``training_args.bin`` becomes ``training_args.json``)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from transformers import PrinterCallback, TrainerCallback
 
-from mglkit.errors import MglkitError
-from mglkit.training import TrainResult, peak_memory_mb
+from mglkit import MglkitError, StoppedError, TrainResult, UnusableInputError, peak_memory_mb
+
+# what Trainer needs to resume exactly (a LoRA checkpoint)
+RESUME_FILES = ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state.pth")
 
 
-class _Bridge(TrainerCallback):
-    """Forwards TRL's logs to the run, and keeps the adapter with the lowest eval loss."""
+class Bridge(TrainerCallback):
+    """Forwards TRL's logs to the run, keeps the adapter with the lowest eval loss, and replaces each
+    checkpoint's pickled arguments with JSON."""
 
     def __init__(self, run):
         self.run = run
@@ -44,14 +49,18 @@ class _Bridge(TrainerCallback):
             self.best_loss, self.best_step = loss, state.global_step
             self.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
-
-def stop_printing(trainer) -> None:
-    """Our sinks print; TRL's printer would repeat every log as a dict."""
-    trainer.remove_callback(PrinterCallback)
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        pickled = folder / "training_args.bin"
+        if pickled.is_file():
+            (folder / "training_args.json").write_text(args.to_json_string())
+            pickled.unlink()
 
 
 def shared_args(job) -> dict:
-    """TrainingArguments both TRL trainers take from our config the same way."""
+    """TrainingArguments both TRL trainers take from our settings the same way."""
     cfg = job.config
     saving = {"save_strategy": "steps", "save_steps": cfg.save_steps} if cfg.save_steps else {"save_strategy": "epoch"}
     return dict(
@@ -59,11 +68,11 @@ def shared_args(job) -> dict:
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
+        max_steps=cfg.max_steps or -1,
         lr_scheduler_type=cfg.scheduler,
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps
         weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
+        max_grad_norm=cfg.max_grad_norm if cfg.max_grad_norm is not None else 0.0,  # 0: Trainer does not clip
         optim="adamw_torch",
         disable_dropout=not cfg.keep_dropout,
         seed=cfg.seed,
@@ -79,41 +88,28 @@ def shared_args(job) -> dict:
     )
 
 
-def config_for(job):
-    from trl import DPOConfig
-
-    cfg = job.config
-    every = {"eval_strategy": "no"}
-    if job.eval:
-        every = (
-            {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if cfg.eval_steps else {"eval_strategy": "epoch"}
+def check_resumable(folder: Path | None) -> None:
+    if folder is None:
+        return
+    missing = [name for name in RESUME_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UnusableInputError(
+            f"checkpoint {folder} is incomplete: no {', '.join(missing)}",
+            hint="delete it to resume from the one before, or train anew with --overwrite",
         )
-    return DPOConfig(
-        **shared_args(job),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        beta=cfg.beta,
-        loss_type=[cfg.loss],
-        label_smoothing=cfg.label_smoothing,
-        max_length=cfg.max_length,
-        truncation_mode="keep_start",
-        precompute_ref_log_probs=cfg.precompute_ref,
-        torch_compile=cfg.compile,
-        dataloader_num_workers=0,
-        **every,
-    )
 
 
-def run(trainer, job, bridge, start: float) -> TrainResult:
+def run(trainer, job, bridge, start: float, stats=None) -> TrainResult:
     """Train (or resume), turning Ctrl-C and CUDA out-of-memory into clear messages."""
     import torch
 
-    stop_printing(trainer)
+    trainer.remove_callback(PrinterCallback)  # our sinks print; TRL's printer would repeat every log
+    check_resumable(job.resume_from)
     try:
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
     except KeyboardInterrupt:
         trainer._save_checkpoint(trainer.model, trial=None)
-        raise MglkitError(
+        raise StoppedError(
             f"interrupted at step {trainer.state.global_step}; state saved in {job.run.checkpoints}",
             hint=f"continue with: mglkit train ... --output {job.run.dir} --resume",
         ) from None
@@ -134,18 +130,39 @@ def run(trainer, job, bridge, start: float) -> TrainResult:
         seconds=time.perf_counter() - start,
         peak_memory_mb=peak_memory_mb(),
         is_main=trainer.accelerator.is_main_process,
+        stats=stats(bridge) if stats else {},
     )
 
 
 def train(job) -> TrainResult:
     from datasets import Dataset
-    from trl import DPOTrainer
+    from trl import DPOConfig, DPOTrainer
 
-    bridge = _Bridge(job.run)
+    cfg, opts = job.config, job.options
+    every = {"eval_strategy": "no"}
+    if job.eval:
+        every = (
+            {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if cfg.eval_steps else {"eval_strategy": "epoch"}
+        )
+    args = DPOConfig(
+        **shared_args(job),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        beta=opts.beta,
+        loss_type=[opts.loss],
+        label_smoothing=opts.label_smoothing,
+        max_length=cfg.max_length,
+        truncation_mode="keep_start",
+        precompute_ref_log_probs=opts.precompute_ref,
+        torch_compile=cfg.compile,
+        dataloader_num_workers=0,
+        **every,
+    )
+    bridge = Bridge(job.run)
     start = time.perf_counter()  # TRL tokenizes and precomputes reference log-probs while constructing
     trainer = DPOTrainer(
         model=job.model,
-        args=config_for(job),
+        args=args,
         train_dataset=Dataset.from_list(job.train_records),
         eval_dataset=Dataset.from_list(job.eval_records) if job.eval_records else None,
         processing_class=job.tokenizer,

@@ -11,4 +11,4 @@ VALIDATORS = (Length, Cyrillic, Language, Hygiene, Differentiation, Duplicates, 
 @hookimpl
 def register_validators(register):
     for validator in VALIDATORS:
-        register(validator)
+        register(validator())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mglkit import Validator
-from mglkit.findings import ERROR, WARNING
+from mglkit import ERROR, WARNING, Validator
 
 _LINE_SHIFT = 64
 
@@ -13,11 +12,12 @@ class Duplicates(Validator):
     description = "no repeated pairs; repeated prompts are noted (prompt case and spacing ignored)"
     per_record = False  # keeps state; runs in the main process, so hash() is stable for its life
 
-    def __init__(self, config):
-        super().__init__(config)
+    def begin(self, config):
+        bound = super().begin(config)
         # prompt hash -> first line << 64 | pair hash: one int per prompt keeps 1M prompts ~100 MB
-        self.prompts: dict[int, int] = {}
-        self.pairs: dict[int, int] = {}  # pair hash -> line, only for prompts seen twice
+        bound.prompts: dict[int, int] = {}
+        bound.pairs: dict[int, int] = {}  # pair hash -> line, only for prompts seen twice
+        return bound
 
     def check(self, pair):
         prompt = " ".join(pair.prompt.lower().split())

@@ -11,8 +11,7 @@ import unicodedata
 from rapidfuzz.distance import Indel
 from rapidfuzz.utils import default_process
 
-from mglkit import Validator
-from mglkit.findings import ERROR, WARNING
+from mglkit import ERROR, INFO, TEXT_FIELDS, WARNING, Validator
 from mglkit.mongolian import (
     DETECTORS,
     cyrillic_share,
@@ -25,14 +24,19 @@ from mglkit.mongolian import (
     normalize_for_compare,
     numbers,
 )
-from mglkit.pairs import TEXT_FIELDS
 
 SNIPPET = 60
+COMPARED = 4000  # characters of chosen and rejected compared for similarity (Indel is quadratic)
 
 
 def snippet(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
+
+
+def _excerpt(text: str) -> str:
+    """The whole text, or its start and end when it is too long to compare fully."""
+    return text if len(text) <= COMPARED else text[: COMPARED // 2] + text[-COMPARED // 2 :]
 
 
 def learned_severity(field: str) -> str:
@@ -98,9 +102,10 @@ class Language(Validator):
         "mixed-ru": "Mongolian mixed with Russian",
     }
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.detect = DETECTORS[config.language_detector]
+    def begin(self, config):
+        bound = super().begin(config)
+        bound.detect = DETECTORS[config.language_detector]
+        return bound
 
     def check(self, pair):
         found = []
@@ -191,13 +196,20 @@ class Differentiation(Validator):
             return ()
         if numbers(pair.chosen) != numbers(pair.rejected):
             return ()
-        if (
-            Indel.normalized_similarity(
-                pair.chosen, pair.rejected, processor=default_process, score_cutoff=min(cutoff, 0.99)
+        found = []
+        if max(a, b) > COMPARED:
+            found.append(
+                self.finding(
+                    pair,
+                    "rejected",
+                    INFO,
+                    f"chosen and rejected are longer than {COMPARED:,} "
+                    f"characters: similarity compared on their first and last {COMPARED // 2:,}",
+                )
             )
-            == 0
-        ):
-            return ()
+        x, y = _excerpt(pair.chosen), _excerpt(pair.rejected)
+        if Indel.normalized_similarity(x, y, processor=default_process, score_cutoff=min(cutoff, 0.99)) == 0:
+            return found
         chosen, rejected = normalize_for_compare(pair.chosen), normalize_for_compare(pair.rejected)
         if chosen == rejected:
             return [
@@ -209,14 +221,14 @@ class Differentiation(Validator):
                     hint="a preference pair needs a worse rejected answer",
                 )
             ]
-        similarity = Indel.normalized_similarity(chosen, rejected)
+        similarity = Indel.normalized_similarity(_excerpt(chosen), _excerpt(rejected))
         if similarity < cutoff:
-            return ()
+            return found
         a, b = chosen.split(), rejected.split()
         in_a, in_b = set(a), set(b)
         only_a = [w for w in a if w not in in_b][:4]
         only_b = [w for w in b if w not in in_a][:4]
-        return [
+        return found + [
             self.finding(
                 pair,
                 "rejected",

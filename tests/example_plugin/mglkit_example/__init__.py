@@ -1,7 +1,6 @@
-"""An example third-party plugin: prompts should be questions."""
+"""An example third-party plugin: prompts should be questions. It uses only mglkit's public contract."""
 
-from mglkit import Validator, hookimpl
-from mglkit.findings import WARNING
+from mglkit import WARNING, Validator, hookimpl
 
 
 class QuestionMark(Validator):
@@ -11,17 +10,10 @@ class QuestionMark(Validator):
     def check(self, pair):
         if pair.prompt.rstrip().endswith("?"):
             return ()
-        return [
-            self.finding(
-                pair,
-                "prompt",
-                WARNING,
-                "prompt does not end with '?'",
-                hint="phrase the prompt as a question",
-            )
-        ]
+        return [self.finding(pair, "prompt", WARNING, "prompt does not end with '?'",
+                             hint="phrase the prompt as a question")]  # fmt: skip
 
 
 @hookimpl
 def register_validators(register):
-    register(QuestionMark)
+    register(QuestionMark())
