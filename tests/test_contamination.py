@@ -1,6 +1,7 @@
 """The contamination detector: its calibration floor, the audit's examples, clean look-alikes, the
 bundled seen / unseen manifest, GRPO prompts that give nothing away, and the input formats."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -93,6 +94,45 @@ LOOK_ALIKES = [
 def test_clean_look_alikes_are_not_caught(bundled):
     _, _, matches = bundled
     assert not set(LOOK_ALIKES) & found(matches)
+
+
+def test_grpo_prompts_state_no_benchmark_answer(bundled):
+    items, _, _ = bundled
+    scored = [item for item in items.values() if item.kind in ("facts", "pairs")]
+    assert detect(scored, training_texts(ROOT / "data" / "facts_train.jsonl")) == []
+
+
+def load_make_splits():
+    spec = importlib.util.spec_from_file_location("make_splits", ROOT / "benchmarks" / "make_splits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_splits_manifest_is_in_sync_with_the_data_and_the_detector():
+    module = load_make_splits()
+    committed = (ROOT / "benchmarks" / contamination.SPLITS_FILE).read_text(encoding="utf-8")
+    assert module.text(module.manifest()) == committed, "run: python benchmarks/make_splits.py"
+
+
+def test_the_audited_items_are_seen_and_enough_stay_unseen():
+    assert load_make_splits().AUDITED_SEEN == (
+        "facts-buddhism-02",
+        "facts-buddhism-08",
+        "facts-bogd-khaan-05",
+        "facts-bogd-khaan-07",
+        "facts-revolution-06",
+        "facts-culture-01",
+        "pairs-culture-01",
+    )
+    labels = contamination.load_splits(ROOT / "benchmarks")
+    assert all(labels[i] == "seen" for i in load_make_splits().AUDITED_SEEN)
+    suite = load_suite(str(ROOT / "benchmarks"))
+    assert set(labels) == {f["id"] for f in suite.facts} | {p.extra["id"] for p in suite.pairs} | {
+        r["id"] for r in suite.fluency if "degraded" not in r
+    }
+    assert sum(labels[f["id"]] == "unseen" for f in suite.facts) >= 100
+    assert sum(labels[p.extra["id"]] == "unseen" for p in suite.pairs) >= 40
 
 
 def test_load_splits_without_a_manifest_and_with_a_broken_one(tmp_path):
