@@ -346,7 +346,6 @@ class _Index:
     """Training texts cut into sentences, with stem frequencies and the look-ups the signals need."""
 
     def __init__(self, training: list[TrainingText]):
-        self.training = training
         self.units: list[_Unit] = []
         self.heads: list[frozenset[str]] = []
         self.head_keys: list[_Keys] = []
