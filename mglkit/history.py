@@ -21,7 +21,7 @@ PERIODS: dict[str, tuple[str, str]] = {
 
 # what is wrong with a pair's rejected answer
 FLAWS: dict[str, str] = {
-    "wrong-date": "a wrong date or number (often a minimal pair: chosen with one number changed)",
+    "wrong-date": "a wrong date or number (a minimal pair: chosen with one date, or two that go together, changed)",
     "wrong-name": "a wrong person or title",
     "wrong-place": "a wrong place",
     "vague": "evasive or generic, no facts",

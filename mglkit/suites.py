@@ -13,7 +13,7 @@ from .types import Suite, SuiteFolder
 PARTS = ("facts", "pairs", "fluency", "retrieval")
 _FACT_FIELDS = {"id": str, "question": str, "choices": list, "answer": int, "aliases": list}
 _FLUENCY_FIELDS = {"id": str, "text": str}
-_RETRIEVAL_FIELDS = {"id": str, "question": str, "passage_id": str}
+_RETRIEVAL_FIELDS = {"id": str, "question": str}
 
 
 def _records(path: Path, required: dict[str, type]) -> list[dict]:
@@ -33,6 +33,18 @@ def _check_facts(path: Path, facts: list[dict]) -> None:
     for number, fact in enumerate(facts, 1):
         if len(fact["choices"]) < 2 or not 0 <= fact["answer"] < len(fact["choices"]):
             raise UnusableInputError(f"{path}, item {number} ({fact['id']}), field 'answer': not an index of 'choices'")
+
+
+def _check_retrieval(path: Path, items: list[dict]) -> None:
+    """Each item names the passages that answer it: "passage_ids" (any of them counts), or one "passage_id"."""
+    for number, item in enumerate(items, 1):
+        ids = item.get("passage_ids", [item["passage_id"]] if isinstance(item.get("passage_id"), str) else None)
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise UnusableInputError(
+                f"{path}, item {number} ({item['id']}), field 'passage_ids': missing or not a list of passage ids",
+                hint='give "passage_ids": ["id", ...] (or one "passage_id": "id")',
+            )
+        item["passage_ids"] = ids
 
 
 def load_suite(name: str, pm=None) -> Suite:
@@ -68,6 +80,7 @@ def read_suite_folder(path: Path, name: str) -> Suite:
         suite.fluency = _records(path / "fluency.jsonl", _FLUENCY_FIELDS)
     if (path / "retrieval.jsonl").is_file():
         suite.retrieval = _records(path / "retrieval.jsonl", _RETRIEVAL_FIELDS)
+        _check_retrieval(path / "retrieval.jsonl", suite.retrieval)
     if not any(suite.has(part) for part in PARTS):
         raise UnusableInputError(
             f"{path}: none of facts.jsonl, pairs.jsonl, fluency.jsonl, retrieval.jsonl",

@@ -2,14 +2,16 @@
 
 import importlib.util
 import json
+import re
 from collections import Counter
 
 import pytest
 from conftest import BUILTIN_VALIDATORS, ROOT
 
 import mglkit
+from mglkit.mongolian import matches_alias
 from mglkit.history import DEGRADATIONS, FLAWS, PERIODS
-from mglkit.mongolian import cyrillic_share
+from mglkit.mongolian import cyrillic_share, normalize_for_compare
 from mglkit.overlap import leaks
 
 TRAIN = ROOT / "data" / "mgl_history_grpo.jsonl"
@@ -149,7 +151,7 @@ def test_retrieval_questions_name_real_passages(extra):
     ids = {r["id"] for r in extra["corpus"]}
     questions = extra["retrieval"]
     assert len(questions) >= 60 and {r["period"] for r in questions} == set(PERIODS)
-    assert all(r["passage_id"] in ids and words(r["question"]) >= 5 for r in questions)
+    assert all(r["passage_ids"] and set(r["passage_ids"]) <= ids and words(r["question"]) >= 5 for r in questions)
     assert len({r["question"] for r in questions}) == len(questions)
 
 
@@ -173,3 +175,99 @@ def test_no_benchmark_item_leaks_from_the_corpus(data, extra):
     suite += [(r["id"], r["question"]) for r in data["facts"]]
     suite += [(r["id"], r["text"]) for r in data["fluency"] if "degraded" not in r]
     assert leaks(suite, corpus) == []
+
+
+# Corrections from the audit (issue 13): each test fails if its error comes back ----------------------
+
+
+def texts_of(data, extra):
+    """(where, text) for every text the bundled files hold, notes included."""
+    for name, records in {**data, **extra}.items():
+        for r in records:
+            for field in ("title", "text", "prompt", "chosen", "rejected", "question", "note"):
+                if isinstance(r.get(field), str):
+                    yield f"{name} {r['id']} {field}", r.get("title", "") + " " + r[field]
+
+
+def sentences(text):
+    return re.split(r"(?<=[.!?])(?<!\b\w\.)\s+", text)  # not after an initial: «П. Очирбат»
+
+
+def test_bagabandi_beat_ochirbat_in_1997_and_gonchigdorj_in_2001(data, extra):
+    for where, text in texts_of(data, extra):
+        for sentence in sentences(text):
+            assert not ("1997" in sentence and re.search("Гончигдорж|Gonchigdorj", sentence)), where
+    passage = next(r["text"] for r in extra["corpus"] if r["id"] == "democracy-p08")
+    assert any("1997" in s and "Очирбат" in s for s in sentences(passage))
+    assert any("2001" in s and "Гончигдорж" in s for s in sentences(passage))
+
+
+def test_the_secret_historys_count_of_commanders_is_unambiguous(data):
+    fact = next(f for f in data["facts"] if f["id"] == "facts-chinggis-04")
+    assert "нууц товчоо" in fact["question"].lower() and fact["choices"][fact["answer"]] == "95"
+    assert "88" not in fact["choices"]  # the Secret History's list names 88 people
+
+
+def test_kuchlug_is_called_a_naiman_not_eight_nobles(data):
+    question = next(f["question"] for f in data["facts"] if f["id"] == "facts-khitan-08")
+    assert "Найман" in question and "найман ноён" not in question
+
+
+def test_the_lamas_honorific_is_not_used_for_sukhbaatar_or_natsagdorj(data, extra):
+    for where, text in texts_of(data, extra):
+        for sentence in sentences(text):
+            if "таалал төгс" in sentence:
+                assert not re.search("Сүхбаатар|Нацагдорж", sentence), where
+
+
+def test_shar_moron_is_the_xar_moron_and_the_yellow_river_is_named_huanghe(data, extra):
+    for where, text in texts_of(data, extra):
+        for sentence in sentences(text):
+            if "Шар мөр" in sentence:
+                assert "Ляо гол" in sentence, (where, sentence)
+
+
+def test_both_danzanravjaa_passages_answer_the_danzanravjaa_questions(extra):
+    about = {r["id"] for r in extra["corpus"] if "Данзанравжаа" in r["title"]}
+    assert len(about) == 2
+    asked = [r for r in extra["retrieval"] if "Данзанравжаа" in r["question"]]
+    assert asked and all(set(r["passage_ids"]) == about for r in asked)
+
+
+# Ordinary words, or names of something else the same answers mention, make wrong answers match.
+AMBIGUOUS_ALIASES = {"төв", "баруун", "зүүн", "ач", "ес", "наян", "баян", "бэрх", "юань"}
+
+
+@pytest.mark.parametrize("name", ["facts", "facts_train"])
+def test_no_alias_is_a_word_of_a_wrong_choice_or_of_the_question(data, extra, name):
+    for f in {**data, **extra}[name]:
+        wrong = [c for i, c in enumerate(f["choices"]) if i != f["answer"]]
+        for alias in f["aliases"]:
+            assert not matches_alias(f["question"], [alias]), (f["id"], alias, "in the question")
+            assert not any(matches_alias(choice, [alias]) for choice in wrong), (f["id"], alias, wrong)
+            assert normalize_for_compare(alias) not in AMBIGUOUS_ALIASES, (f["id"], alias)
+
+
+def changed_numbers(record):
+    """The (chosen, rejected) numbers a wrong-date pair changes; None when more than numbers differ."""
+    chosen, rejected = record["chosen"].split(), record["rejected"].split()
+    if len(chosen) != len(rejected):
+        return None
+    changes = set()
+    for a, b in zip(chosen, rejected, strict=True):
+        if a != b:
+            if re.sub(r"\d", "", a) != re.sub(r"\d", "", b) and {a, b} != {"дугаар", "дүгээр"}:
+                return None
+            if re.sub(r"\d", "", a) == re.sub(r"\d", "", b):
+                changes.add((a, b))
+    return changes
+
+
+def test_wrong_date_pairs_change_dates_only_and_the_card_names_those_changing_two(data):
+    pairs = [r for name in ("train", "pairs") for r in data[name] if r["flaw"] == "wrong-date"]
+    changes = {r["id"]: changed_numbers(r) for r in pairs}
+    assert all(changes.values()), [i for i, c in changes.items() if not c]
+    two = {i for i, c in changes.items() if len(c) > 1}
+    card = (ROOT / "data" / "DATA.md").read_text(encoding="utf-8")
+    claim = card[card.index("Most change one date") : card.index("Other flaws")]
+    assert set(re.findall(r"`([\w-]+-\d\d)`", claim)) == two

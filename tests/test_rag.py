@@ -30,6 +30,41 @@ def test_recall_at_5_on_the_bundled_corpus():
     assert 0 < result.metrics["mrr"].value <= 1
 
 
+def test_retrieval_counts_any_of_an_items_passages_and_accepts_passage_id(tmp_path, monkeypatch):
+    import pytest
+
+    from mglkit import EvalContext as Context
+    from mglkit.errors import MglkitError
+    from mglkit.plugins import get_plugin_manager
+    from mglkit.suites import load_suite
+
+    monkeypatch.setenv("MGLKIT_CACHE", str(tmp_path / "cache"))
+    suite = tmp_path / "two-passages"
+    (suite / "corpus").mkdir(parents=True)
+    docs = [
+        ("hamar", "Данзанравжаа Хамарын хийдэд театр, хүүхдийн сургууль, номын сан байгуулжээ."),
+        ("noyon", "Говийн ноён хутагт Данзанравжаа олон дуу, шүлэг зохиосон яруу найрагч юм."),
+        ("erdene", "Эрдэнэ Зуу хийдийг Абтай сайн хаан Хархорумын туурийн дэргэд бариулжээ."),
+    ]
+    lines = [json.dumps({"id": i, "title": "", "text": t}, ensure_ascii=False) for i, t in docs]
+    (suite / "corpus" / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    items = [
+        {"id": "both", "question": "Данзанравжаа Хамарын хийдэд юу байгуулсан бэ?", "passage_ids": ["noyon", "hamar"]},
+        {"id": "old", "question": "Эрдэнэ Зуу хийдийг хэн бариулсан бэ?", "passage_id": "erdene"},
+        {"id": "absent", "question": "Эрдэнэ Зуу хийдийг хэн бариулсан бэ?", "passage_ids": ["nowhere"]},
+    ]
+    retrieval = suite / "retrieval.jsonl"
+    retrieval.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    evaluator = get_plugin_manager().get("evaluator", "retrieval")
+    no_model = type("NoModel", (), {"name": "none"})()
+    result = evaluator.evaluate(no_model, load_suite(str(suite)), Context(reference=None))
+    assert {i["id"]: i["rank"] for i in result.items} == {"both": 1, "old": 1, "absent": None}
+
+    retrieval.write_text(json.dumps({"id": "none", "question": "Хэн бэ?"}) + "\n", encoding="utf-8")
+    with pytest.raises(MglkitError, match="item 1 \\(none\\), field 'passage_ids'"):
+        load_suite(str(suite))
+
+
 def test_the_guides_rag_snippet(quickstart_run, capsys):
     from mglkit.rag import MongolianRAGAgent  # the guide: from mongolian_rag.rag_agent import MongolianRAGAgent
 
