@@ -79,7 +79,7 @@ def evaluate(config: EvalConfig | None = None, **settings):
 
 def validated_pairs(path, skip_validation: bool = False) -> tuple[list[Pair], dict | None]:
     """A training file's pairs, validated as `mglkit train` does (errors raise), and the summary."""
-    from .training import validated_pairs as run
+    from .planning import validated_pairs as run
 
     return run(path, skip_validation)
 

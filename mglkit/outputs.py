@@ -15,33 +15,25 @@ ever deleted or replaced.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
 import glob
 import json
 import os
 import shutil
 import signal
 import stat
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from .errors import ConfigError, MglkitError, StoppedError
+from .errors import ConfigError, MglkitError
+from .locks import acquire_lock, alive, exchange, release_lock, umask
 
 MARKER = ".mglkit.json"
 # what identified each kind of folder before the marker existed
 LEGACY_FILES = {"run": "training_args.json", "index": "mglkit_index.json"}
 KILL_ENV = "MGLKIT_TEST_KILL_AT"  # tests only: SIGKILL this process at the named phase
-
-
-class BusyError(StoppedError):
-    """Another process is writing the same output."""
 
 
 def fault_point(phase: str) -> None:
@@ -51,12 +43,6 @@ def fault_point(phase: str) -> None:
 
 
 # Files ------------------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
@@ -85,7 +71,7 @@ def write_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror}", hint="choose a writable place") from None
     try:
-        os.fchmod(fd, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask())
+        os.fchmod(fd, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -102,19 +88,9 @@ def _clear_stale_temporaries(target: Path) -> None:
     """The temporary files of writers of ``target`` that died (their process id names them)."""
     for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = tmp.name[len(target.name) + 2 : -len(".tmp")]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_json(path: str | os.PathLike, data) -> None:
@@ -317,7 +293,7 @@ class OutputFolder:
 
     def _swap(self) -> None:
         fault_point("folder-before-swap")
-        if _exchange(self.build, self.path):  # one atomic step: the target is old or new, never neither
+        if exchange(self.build, self.path):  # one atomic step: the target is old or new, never neither
             fault_point("folder-after-swap")
             remove_owned(self.build, self.kind)
             return
@@ -353,72 +329,7 @@ def remove_owned(folder: Path, kind: str) -> None:
     shutil.rmtree(folder)
 
 
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2); False where the system cannot."""
-    if sys.platform != "linux":
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
 # Locks and caches -------------------------------------------------------------------------------
-
-
-def acquire_lock(path: Path, *, wait: bool, what: str, on_wait: Callable[[str], None] | None = None) -> int:
-    """An exclusive lock on ``path`` (created if need be), holding this process's id. Without ``wait``,
-    a lock held elsewhere is a BusyError naming the process; with it, ``on_wait`` hears once who holds it."""
-    told = False
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
-            if not wait:
-                os.close(fd)
-                raise BusyError(
-                    f"{what} is in use by process {holder}", hint="wait for it to finish, or choose another output"
-                ) from None
-            if on_wait is not None and not told:
-                on_wait(f"waiting for process {holder}, which is writing {what}")
-                told = True
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:  # the holder may have removed the file as it let go: then lock the new one
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
-            return fd
-        os.close(fd)
-        time.sleep(0.01)
-
-
-def _holder(fd: int) -> str:
-    try:
-        return os.pread(fd, 32, 0).decode().strip() or "?"
-    except OSError:
-        return "?"
-
-
-def release_lock(fd: int, path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    os.close(fd)
 
 
 @contextlib.contextmanager

@@ -206,42 +206,7 @@ def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
         return Record(line, raw, Pair(prompt, chosen, rejected, line, extra), _NO_FINDINGS)
     findings: list[Finding] = []
     _split_implicit_prompt(obj)
-    texts: dict[str, str] = {}
-    messages: dict[str, list] = {}
-    for name in TEXT_FIELDS:
-        value = obj.get(name)
-        if value is None:
-            what = "missing" if name not in obj else "null"
-            findings.append(
-                _bad(line, f"field '{name}' is {what}", "each record needs prompt, chosen and rejected", name)
-            )
-        elif isinstance(value, str):
-            texts[name] = value
-        elif isinstance(value, list):
-            roles = None if name == "prompt" else ("assistant",)
-            text = _messages_text(value, name, line, findings, roles)
-            if text is not None:
-                texts[name], messages[name] = text, value
-        else:
-            findings.append(
-                _bad(
-                    line,
-                    f"field '{name}' is {_describe(value)}, expected a string or a list of messages",
-                    "use a string",
-                    name,
-                )
-            )
-    for name, text in texts.items():
-        if not text.strip():
-            findings.append(_bad(line, f"field '{name}' is empty", "write the text", name))
-    if messages and len(messages) != len(texts):
-        findings.append(
-            _bad(
-                line,
-                "fields mix plain strings and message lists",
-                "use one form for prompt, chosen and rejected",
-            )
-        )
+    texts, messages = _texts(obj, line, findings)
     extra = {k: v for k, v in obj.items() if k not in TEXT_FIELDS}
     for name in extra:
         if name not in KNOWN_EXTRA_FIELDS:
@@ -259,6 +224,34 @@ def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
         return Record(line, raw, None, findings)
     pair = Pair(texts["prompt"], texts["chosen"], texts["rejected"], line, extra, messages or None)
     return Record(line, raw, pair, findings)
+
+
+def _texts(obj: dict, line: int, findings: list[Finding]) -> tuple[dict[str, str], dict[str, list]]:
+    """The text of each field (a string, or the messages of a conversation), with format findings."""
+    texts: dict[str, str] = {}
+    messages: dict[str, list] = {}
+    for name in TEXT_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            what = "missing" if name not in obj else "null"
+            findings.append(
+                _bad(line, f"field '{name}' is {what}", "each record needs prompt, chosen and rejected", name)
+            )
+        elif isinstance(value, str):
+            texts[name] = value
+        elif isinstance(value, list):
+            text = _messages_text(value, name, line, findings, None if name == "prompt" else ("assistant",))
+            if text is not None:
+                texts[name], messages[name] = text, value
+        else:
+            expected = f"field '{name}' is {_describe(value)}, expected a string or a list of messages"
+            findings.append(_bad(line, expected, "use a string", name))
+    for name, text in texts.items():
+        if not text.strip():
+            findings.append(_bad(line, f"field '{name}' is empty", "write the text", name))
+    if messages and len(messages) != len(texts):
+        findings.append(_bad(line, "fields mix plain strings and message lists", "use one form for all three"))
+    return texts, messages
 
 
 def iter_records(stream: IO[bytes]) -> Iterator[Record]:

@@ -205,17 +205,9 @@ def validate_stream(
             "check MGLKIT_LOAD_PLUGINS and --validators (see `mglkit plugins`)",
         )
     first = next(lines, None)
-    if first is None:
-        return tally.unusable("no records: the file is empty", _EXPECTED)
-    if first[1].startswith((b"\xff\xfe", b"\xfe\xff")):
-        return tally.unusable(
-            "the file is UTF-16, not UTF-8", "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl"
-        )
-    if looks_like_json_array(first[1]):
-        return tally.unusable(
-            "the file is a JSON array, not JSONL",
-            "write one JSON object per line, e.g. jq -c '.[]' in.json > out.jsonl",
-        )
+    problem = _unusable_start(first)
+    if problem is not None:
+        return tally.unusable(*problem)
     outputs = _Outputs(out_clean, out_rejects, list(inputs), config.fix)
     objects = 0
     try:
@@ -246,6 +238,20 @@ def validate_stream(
         raise
     outputs.close()
     return tally.report()
+
+
+def _unusable_start(first: tuple[int, bytes] | None) -> tuple[str, str] | None:
+    """What makes a file unusable from its first line on (an empty file, UTF-16, a JSON array)."""
+    if first is None:
+        return "no records: the file is empty", _EXPECTED
+    if first[1].startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "the file is UTF-16, not UTF-8", "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl"
+    if looks_like_json_array(first[1]):
+        return (
+            "the file is a JSON array, not JSONL",
+            "write one JSON object per line, e.g. jq -c '.[]' in.json > out.jsonl",
+        )
+    return None
 
 
 def _is_utf8(raw: bytes) -> bool:

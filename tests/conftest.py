@@ -111,22 +111,9 @@ def example_plugin(tmp_path_factory):
     mglkit.plugins._pm = None
 
 
-QUICKSTART = [
-    "--trainer",
-    "dpo",
-    "--base",
-    "mglkit:tiny",
-    "--learning-rate",
-    "5e-4",
-    "--batch-size",
-    "8",
-    "--grad-accum",
-    "1",
-    "--epochs",
-    "2",
-    "--max-length",
-    "256",
-]
+QUICKSTART = (
+    "--trainer dpo --base mglkit:tiny --learning-rate 5e-4 --batch-size 8 --grad-accum 1 --epochs 2 --max-length 256"
+).split()
 
 
 @pytest.fixture(scope="session")

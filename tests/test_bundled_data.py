@@ -9,9 +9,8 @@ import pytest
 from conftest import BUILTIN_VALIDATORS, ROOT
 
 import mglkit
-from mglkit.mongolian import matches_alias
 from mglkit.history import DEGRADATIONS, FLAWS, PERIODS
-from mglkit.mongolian import cyrillic_share, normalize_for_compare
+from mglkit.mongolian import cyrillic_share, matches_alias, normalize_for_compare
 from mglkit.overlap import leaks
 
 TRAIN = ROOT / "data" / "mgl_history_grpo.jsonl"

@@ -18,6 +18,8 @@ from conftest import BAD, mglkit
 
 pytestmark = pytest.mark.slow  # real processes, killed
 PHASES = ["folder-before-build", "folder-before-swap", "folder-after-swap"]
+TRAIN = ["train", *"--trainer dpo --base mglkit:tiny --eval-split 0 --batch-size 4 --samples 0 --output run".split(),
+         "--dataset", BAD / "good.jsonl"]  # fmt: skip
 LEFTOVER = re.compile(r"^\.(?P<name>[^/]+)\.(new-\d+|lock|\d+\.tmp)$")
 
 
@@ -124,27 +126,7 @@ def test_sigkill_while_replacing_leaves_old_or_new(kind, tmp_path):
 
 
 def test_sigkill_while_training_over_a_run_leaves_old_or_new(tiny, tmp_path):
-    args = [
-        "train",
-        "--trainer",
-        "dpo",
-        "--base",
-        "mglkit:tiny",
-        "--dataset",
-        BAD / "good.jsonl",
-        "--eval-split",
-        "0",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--samples",
-        "0",
-        "--precision",
-        "fp32",
-        "--output",
-        "run",
-    ]
+    args = [*TRAIN, "--max-steps", "2", "--precision", "fp32"]
     key_files = ("adapter_model.safetensors",)
     parent = tmp_path / "reference"
     parent.mkdir()
@@ -169,25 +151,7 @@ def test_sigkill_while_training_over_a_run_leaves_old_or_new(tiny, tmp_path):
 
 
 def test_two_trains_into_one_output(tiny, tmp_path):
-    args = [
-        "train",
-        "--trainer",
-        "dpo",
-        "--base",
-        "mglkit:tiny",
-        "--dataset",
-        BAD / "good.jsonl",
-        "--eval-split",
-        "0",
-        "--max-steps",
-        "3",
-        "--batch-size",
-        "4",
-        "--samples",
-        "0",
-        "--output",
-        "run",
-    ]
+    args = [*TRAIN, "--max-steps", "3"]
     processes = [start(args, tmp_path) for _ in range(2)]
     outcomes = sorted((p.wait(timeout=600), p.stderr.read().decode()) for p in processes)
     assert outcomes[0][0] == 0 and outcomes[1][0] in (2, 3), outcomes

@@ -186,7 +186,7 @@ def test_a_cache_entry_is_built_once_and_a_second_builder_waits(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="renameat2 is Linux's")
 def test_the_swap_is_one_atomic_exchange(tmp_path):
-    from mglkit.outputs import _exchange
+    from mglkit.locks import exchange as _exchange
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()

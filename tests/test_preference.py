@@ -5,7 +5,8 @@ import math
 
 import pytest
 import torch
-from mglkit_dpo.loop import Batches, LoopState
+from mglkit_dpo.batches import Batches
+from mglkit_dpo.loop import LoopState
 from mglkit_dpo.losses import dpo_loss
 
 from mglkit.preference import (

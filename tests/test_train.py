@@ -12,28 +12,10 @@ from conftest import QUICKSTART, ROOT, mglkit, read_metrics
 
 TRAIN = ROOT / "data" / "mgl_history_grpo.jsonl"
 PARITY = [
-    "--base",
-    "mglkit:tiny",
-    "--skip-validation",
-    "--eval-split",
-    "0",
-    "--grad-accum",
-    "1",
-    "--scheduler",
-    "constant",
-    "--warmup-ratio",
-    "0",
-    "--lora-dropout",
-    "0",
-    "--precision",
-    "fp32",
-    "--seed",
-    "7",
-    "--samples",
-    "0",
-    "--learning-rate",
-    "1e-3",
-]
+    "--base", "mglkit:tiny", "--skip-validation", "--eval-split", "0", "--grad-accum", "1",
+    "--scheduler", "constant", "--warmup-ratio", "0", "--lora-dropout", "0", "--precision", "fp32",
+    "--seed", "7", "--samples", "0", "--learning-rate", "1e-3",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +38,8 @@ def train_rows(run_dir):
 
 def test_dpo_and_trl_dpo_log_the_same_steps(tiny, eight_pairs, tmp_path):
     for trainer in ("dpo", "trl-dpo"):
-        train_ok(
-            "--trainer",
-            trainer,
-            *PARITY,
-            "--dataset",
-            eight_pairs,
-            "--batch-size",
-            "8",
-            "--max-steps",
-            "5",
-            "--output",
-            tmp_path / trainer,
-        )
+        train_ok("--trainer", trainer, *PARITY, "--dataset", eight_pairs, "--batch-size", "8",
+                 "--max-steps", "5", "--output", tmp_path / trainer)  # fmt: skip
     ours, theirs = train_rows(tmp_path / "dpo"), train_rows(tmp_path / "trl-dpo")
     assert [m["step"] for m in ours] == [m["step"] for m in theirs] == [1, 2, 3, 4, 5]
     for a, b in zip(ours, theirs, strict=True):
@@ -82,28 +53,9 @@ def test_two_processes_give_the_same_losses_as_one(tiny, eight_pairs, tmp_path):
     # `--multi_gpu` starts torchrun workers, which without CUDA join a gloo CPU process group.
     common = ["--trainer", "dpo", *PARITY, "--dataset", eight_pairs, "--max-steps", "4"]
     train_ok(*common, "--batch-size", "4", "--output", tmp_path / "one")
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "mglkit",
-        "train",
-        *common,
-        "--batch-size",
-        "2",
-        "--output",
-        str(tmp_path / "two"),
-    ]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "-m", "mglkit", "train", *common, "--batch-size", "2", "--output", str(tmp_path / "two")]  # fmt: skip
     result = subprocess.run(launch, capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     one, two = train_rows(tmp_path / "one"), train_rows(tmp_path / "two")
@@ -120,37 +72,13 @@ def adapter_tensors(folder):
 
 
 def test_resume_after_sigkill_ends_with_the_same_weights(tiny, tmp_path):
-    args = [
-        "--trainer",
-        "dpo",
-        "--base",
-        "mglkit:tiny",
-        "--eval-split",
-        "0",
-        "--batch-size",
-        "4",
-        "--grad-accum",
-        "2",
-        "--max-steps",
-        "40",
-        "--save-steps",
-        "5",
-        "--learning-rate",
-        "5e-4",
-        "--precision",
-        "fp32",
-        "--samples",
-        "0",
-        "--max-length",
-        "192",
-    ]
+    args = ["--trainer", "dpo", "--base", "mglkit:tiny", "--eval-split", "0", "--batch-size", "4",
+            "--grad-accum", "2", "--max-steps", "40", "--save-steps", "5", "--learning-rate", "5e-4",
+            "--precision", "fp32", "--samples", "0", "--max-length", "192"]  # fmt: skip
     train_ok(*args, "--output", tmp_path / "straight")
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mglkit", "train", *args, "--output", str(killed)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen([sys.executable, "-m", "mglkit", "train", *args, "--output", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 300
     while not (killed / "checkpoints" / "step-10").is_dir() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -175,35 +103,16 @@ def test_quickstart_learns(quickstart_run):
 
 def test_run_outputs(quickstart_run):
     run = quickstart_run
-    for name in (
-        "adapter_config.json",
-        "adapter_model.safetensors",
-        "tokenizer.json",
-        "training_args.json",
-        "README.md",
-        "last/adapter_model.safetensors",
-        "training_logs/training_stats.json",
-        "training_logs/metrics.jsonl",
-        "training_logs/sample_generations.jsonl",
-        "training_logs/training.log",
-    ):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_args.json",
+                 "README.md", "last/adapter_model.safetensors", "training_logs/training_stats.json",
+                 "training_logs/metrics.jsonl", "training_logs/sample_generations.jsonl",
+                 "training_logs/training.log"):  # fmt: skip
         assert (run / name).is_file(), name
     published = [p for p in run.rglob("*") if "checkpoints" not in p.parts]
     assert not [p for p in published if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle")]
     stats = json.loads((run / "training_logs" / "training_stats.json").read_text())
-    guide_keys = {
-        "base_model",
-        "total_samples",
-        "train_samples",
-        "test_samples",
-        "epochs",
-        "total_steps",
-        "avg_loss",
-        "mean_reward",
-        "validation_accuracy",
-        "training_time",
-        "model_size_mb",
-    }
+    guide_keys = {"base_model", "total_samples", "train_samples", "test_samples", "epochs", "total_steps",
+                  "avg_loss", "mean_reward", "validation_accuracy", "training_time", "model_size_mb"}  # fmt: skip
     assert guide_keys <= stats.keys()
     assert (stats["total_samples"], stats["train_samples"], stats["test_samples"]) == (210, 189, 21)
     assert stats["total_steps"] == 2 * math.ceil(189 / 8) and stats["micro_steps"] == stats["total_steps"]
@@ -218,18 +127,8 @@ def test_run_outputs(quickstart_run):
     assert "base_model: mglkit:tiny" in card and args["dataset_sha256"] in card
     metrics = read_metrics(run)
     names = set().union(*metrics)
-    assert {
-        "loss",
-        "rewards/chosen",
-        "rewards/rejected",
-        "rewards/accuracies",
-        "rewards/margins",
-        "logps/chosen",
-        "logps/rejected",
-        "learning_rate",
-        "grad_norm",
-        "eval_loss",
-    } <= names
+    assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+            "logps/chosen", "logps/rejected", "learning_rate", "grad_norm", "eval_loss"} <= names  # fmt: skip
     samples = [json.loads(x) for x in (run / "training_logs" / "sample_generations.jsonl").read_text().splitlines()]
     assert len(samples) == 3 and all(s["generation"] for s in samples)
     adapter = json.loads((run / "adapter_config.json").read_text())
@@ -254,18 +153,8 @@ def test_adapter_loads_with_peft_and_generates(quickstart_run, tiny):
 
 
 def test_generate_command(quickstart_run):
-    result = mglkit(
-        "generate",
-        "--base",
-        "mglkit:tiny",
-        "--adapter",
-        quickstart_run,
-        "--max-new-tokens",
-        "16",
-        "--temperature",
-        "0",
-        "Их Монгол Улс хэдэн онд байгуулагдсан бэ?",
-    )
+    result = mglkit("generate", "--base", "mglkit:tiny", "--adapter", quickstart_run, "--max-new-tokens", "16",
+                    "--temperature", "0", "Их Монгол Улс хэдэн онд байгуулагдсан бэ?")  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip()
 
@@ -290,21 +179,8 @@ def test_hub_loading_code_on_a_local_folder(tiny, tmp_path, eight_pairs):
     folder = tmp_path / "my-model"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    train_ok(
-        "--trainer",
-        "dpo",
-        *PARITY[2:],
-        "--base",
-        folder,
-        "--dataset",
-        eight_pairs,
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "1",
-        "--output",
-        tmp_path / "run",
-    )
+    train_ok("--trainer", "dpo", *PARITY[2:], "--base", folder, "--dataset", eight_pairs, "--batch-size", "4",
+             "--max-steps", "1", "--output", tmp_path / "run")  # fmt: skip
     adapter = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(folder)
 
@@ -327,12 +203,8 @@ def test_tiny_random_builds_deterministically(tmp_path):
     )
     outputs = []
     for cache in ("a", "b"):
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            env={**__import__("os").environ, "MGLKIT_CACHE": str(tmp_path / cache)},
-        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env={**__import__("os").environ, "MGLKIT_CACHE": str(tmp_path / cache)})  # fmt: skip
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.split())
     assert outputs[0] == outputs[1]
@@ -370,23 +242,9 @@ def test_output_that_is_a_file_and_resume_that_is_not_a_run(tiny, tmp_path):
 
 
 def test_nan_losses_stop_the_run_with_a_checkpoint(tiny, eight_pairs, tmp_path):
-    result = mglkit(
-        "train",
-        "--trainer",
-        "dpo",
-        *PARITY[:-1],
-        "1e12",
-        "--dataset",
-        eight_pairs,
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "40",
-        "--max-grad-norm",
-        "1e12",
-        "--output",
-        tmp_path / "run",
-    )
+    result = mglkit("train", "--trainer", "dpo", *PARITY[:-1], "1e12", "--dataset", eight_pairs,
+                    "--batch-size", "4", "--max-steps", "40", "--max-grad-norm", "1e12",
+                    "--output", tmp_path / "run")  # fmt: skip
     assert result.returncode == 3 and b"NaN or infinite" in result.stderr, result.stderr.decode()[-2000:]
     assert list((tmp_path / "run" / "checkpoints").glob("step-*"))
 
@@ -397,25 +255,8 @@ def test_train_with_eval_reports_benchmarks(tiny, eight_pairs, tmp_path):
     for name in ("pairs.jsonl", "facts.jsonl"):
         lines = (ROOT / "benchmarks" / name).read_text(encoding="utf-8").splitlines(keepends=True)
         (suite / name).write_text("".join(lines[:4]), encoding="utf-8")
-    train_ok(
-        "--trainer",
-        "dpo",
-        *PARITY,
-        "--dataset",
-        eight_pairs,
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "2",
-        "--output",
-        tmp_path / "run",
-        "--eval",
-        suite,
-        "--samples",
-        "1",
-        "--max-new-tokens",
-        "4",
-    )
+    train_ok("--trainer", "dpo", *PARITY, "--dataset", eight_pairs, "--batch-size", "4", "--max-steps", "2",
+             "--output", tmp_path / "run", "--eval", suite, "--samples", "1", "--max-new-tokens", "4")  # fmt: skip
     stats = json.loads((tmp_path / "run" / "training_logs" / "training_stats.json").read_text())
     assert set(stats["benchmarks"]["evaluators"]) == {"preference", "facts"}
     assert stats["benchmarks"]["columns"] == ["base", "adapter"]
@@ -424,34 +265,12 @@ def test_train_with_eval_reports_benchmarks(tiny, eight_pairs, tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tiny, tmp_path):
-    args = [
-        "--trainer",
-        "dpo",
-        "--base",
-        "mglkit:tiny",
-        "--eval-split",
-        "0",
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "40",
-        "--learning-rate",
-        "5e-4",
-        "--precision",
-        "fp32",
-        "--samples",
-        "0",
-        "--max-length",
-        "192",
-        "--grad-accum",
-        "1",
-    ]
+    args = ["--trainer", "dpo", "--base", "mglkit:tiny", "--eval-split", "0", "--batch-size", "4",
+            "--max-steps", "40", "--learning-rate", "5e-4", "--precision", "fp32", "--samples", "0",
+            "--max-length", "192", "--grad-accum", "1"]  # fmt: skip
     out = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mglkit", "train", *args, "--output", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = subprocess.Popen([sys.executable, "-m", "mglkit", "train", *args, "--output", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     metrics = out / "training_logs" / "metrics.jsonl"
     deadline = time.time() + 300
     while process.poll() is None and time.time() < deadline:
@@ -498,20 +317,13 @@ def test_beta_is_what_the_dpo_loss_receives(tiny, eight_pairs, tmp_path, monkeyp
     assert seen and set(seen) == {("hinge", 0.3)}
 
 
+def short_run(data, extra: str) -> list:
+    """A 4-step dpo run on ``data``, with ``extra`` options."""
+    return ["--trainer", "dpo", *PARITY, "--dataset", data, *"--batch-size 2 --max-steps 4".split(), *extra.split()]
+
+
 def test_damaged_checkpoints_are_clear_errors(tiny, eight_pairs, tmp_path):
-    args = [
-        "--trainer",
-        "dpo",
-        *PARITY,
-        "--dataset",
-        eight_pairs,
-        "--batch-size",
-        "2",
-        "--max-steps",
-        "4",
-        "--save-steps",
-        "1",
-    ]
+    args = short_run(eight_pairs, "--save-steps 1")
     run = tmp_path / "run"
     train_ok(*args, "--output", run)
     (newest,) = sorted(run.glob("checkpoints/step-3"))
@@ -536,19 +348,7 @@ def argparse_namespace():
 
 
 def test_a_torn_metrics_line_is_dropped_on_resume(tiny, eight_pairs, tmp_path):
-    args = [
-        "--trainer",
-        "dpo",
-        *PARITY,
-        "--dataset",
-        eight_pairs,
-        "--batch-size",
-        "2",
-        "--max-steps",
-        "4",
-        "--save-steps",
-        "2",
-    ]
+    args = short_run(eight_pairs, "--save-steps 2")
     run = tmp_path / "run"
     train_ok(*args, "--output", run)
     metrics = run / "training_logs" / "metrics.jsonl"

@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from mglkit import StoppedError, TrainResult, UnusableInputError, peak_memory_mb
 from mglkit.preference import collate, micro_batches_per_epoch, steps_per_epoch, truncate_keep_prompt_end
 
+from .batches import Batches, MetricsWindow
 from .checkpoints import load_checkpoint, save_checkpoint
 from .losses import dpo_loss
 
@@ -49,26 +50,75 @@ class LoopState:
         return json.dumps(asdict(self))
 
 
+@dataclass
+class Loop:
+    """What the loop works with, set up once."""
+
+    job: object
+    accelerator: object
+    model: object
+    optimizer: object
+    scheduler: object
+    train_set: list
+    eval_set: list
+    ref_train: tuple | None  # reference log-probs of (chosen, rejected), computed once
+    ref_eval: tuple | None
+    batches: Batches
+    per_epoch: int  # micro-batches in an epoch
+    epoch_steps: int  # optimizer steps in an epoch
+    total: int
+    start: float
+    best_adapter: dict | None = None  # adapter tensors at the lowest eval loss so far
+
+
 def train(job) -> TrainResult:
-    cfg, opts, run = job.config, job.options, job.run
+    loop = setup(job)
+    state = LoopState()
+    if job.resume_from is not None:
+        model = loop.accelerator.unwrap_model(loop.model)
+        state, loop.best_adapter = load_checkpoint(job.resume_from, model, loop.optimizer, loop.scheduler, LoopState)
+    try:
+        run_loop(loop, state)
+    except KeyboardInterrupt:  # the state is the last completed step's: --resume redoes the interrupted one
+        loop.optimizer.zero_grad(set_to_none=True)
+        folder = checkpoint(loop, state)
+        raise StoppedError(
+            f"interrupted at step {state.step}; state saved in {folder}",
+            hint=f"continue with: mglkit train ... --output {job.run.dir} --resume",
+        ) from None
+    except torch.cuda.OutOfMemoryError:
+        raise out_of_memory(job.config) from None
+    loop.accelerator.wait_for_everyone()
+    return TrainResult(
+        model=loop.accelerator.unwrap_model(loop.model),
+        best_adapter=loop.best_adapter,
+        best_step=state.best_step,
+        optimizer_steps=state.step,
+        micro_steps=state.micro_batches,
+        train_tokens=state.tokens,
+        seconds=time.perf_counter() - loop.start,
+        peak_memory_mb=peak_memory_mb(),
+        is_main=loop.accelerator.is_main_process,
+    )
+
+
+def setup(job) -> Loop:
+    cfg, opts = job.config, job.options
     start = time.perf_counter()  # the reference pass counts as training time, as in TRL
     precision = {"fp32": "no", "fp16": "fp16", "bf16": "bf16"}[job.precision]
     accelerator = Accelerator(mixed_precision=precision, cpu=job.device == "cpu")
-    world = accelerator.num_processes
-    model = policy(job)
+    world, model = accelerator.num_processes, policy(job)
     train_set = [truncate_keep_prompt_end(p, cfg.max_length)[0] for p in job.train]
     eval_set = [truncate_keep_prompt_end(p, cfg.max_length)[0] for p in job.eval]
     pad = job.tokenizer.pad_token_id
-
     # 1. Reference log-probabilities, once.
     model.to(accelerator.device)
     ref_train = reference_logps(model, train_set, pad, cfg.batch_size, accelerator) if opts.precompute_ref else None
     ref_eval = reference_logps(model, eval_set, pad, cfg.batch_size, accelerator) if eval_set else None
-
     # 2. The plan: one count of steps per epoch, shared with `mglkit train --dry-run`.
     per_epoch = micro_batches_per_epoch(len(train_set), cfg.batch_size, world)
     epoch_steps = steps_per_epoch(len(train_set), cfg.batch_size, cfg.grad_accum, world)
-    if per_epoch == 0:
+    if per_epoch == 0:  # the loop would have nothing to do, forever
         raise UnusableInputError(
             f"{len(train_set)} training pairs make no batch for {world} processes",
             hint="lower --batch-size or the number of processes",
@@ -76,99 +126,112 @@ def train(job) -> TrainResult:
     total = cfg.max_steps or math.ceil(cfg.epochs * epoch_steps)
     optimizer, scheduler = optimizer_and_schedule(model, cfg, total)
     model, optimizer = accelerator.prepare(model, optimizer)
-    run.start(total_steps=total, steps_per_epoch=epoch_steps)
-
-    state, best_adapter = LoopState(), None
-    if job.resume_from is not None:
-        state, best_adapter = load_checkpoint(
-            job.resume_from, accelerator.unwrap_model(model), optimizer, scheduler, LoopState
-        )
     batches = Batches(train_set, cfg.batch_size, world, accelerator.process_index, cfg.seed, opts.group_by_length)
-    window = MetricsWindow()
-    bad_steps = 0
-    model.train()
-    try:
-        while state.step < total:
-            # 3. One optimizer step: up to grad_accum micro-batches, never across an epoch's end.
-            step_batches, after = batches.for_step(state.epoch, state.next_micro, cfg.grad_accum, per_epoch)
-            parts, tokens = [], 0
-            for i, indices in enumerate(step_batches):
-                last = i == len(step_batches) - 1
-                with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                    loss, per_pair, n_tokens = forward(model, train_set, indices, ref_train, pad, opts, accelerator)
-                    accelerator.backward(loss / len(step_batches))
-                parts.append(per_pair)
-                tokens += accelerator.gather(n_tokens).sum().item()
-            metrics = pair_means(parts, accelerator)
-
-            # 4. A non-finite loss skips the update; a few in a row stop the run, with a checkpoint.
-            if not math.isfinite(metrics["loss"]):
-                optimizer.zero_grad(set_to_none=True)
-                state.epoch, state.next_micro = after
-                bad_steps += 1
-                run.note(f"step {state.step + 1}: non-finite loss, update skipped")
-                if bad_steps >= MAX_BAD_STEPS:
-                    folder = checkpoint(run, state, accelerator, model, optimizer, scheduler, best_adapter)
-                    raise StoppedError(
-                        f"the loss was NaN or infinite for {bad_steps} steps in a row; stopped. "
-                        f"Last good state saved in {folder}",
-                        hint="lower --learning-rate, or use --precision bf16/fp32 instead of fp16",
-                    )
-                continue
-            bad_steps = 0
-            clip = cfg.max_grad_norm if cfg.max_grad_norm is not None else math.inf
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), clip)
-            metrics.update(grad_norm=float(grad_norm), learning_rate=scheduler.get_last_lr()[0])
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            state.epoch, state.next_micro = after
-            state.micro_batches += len(step_batches)
-            state.tokens += tokens
-
-            # 5. Log (averaged over --logging-steps), evaluate and keep the best adapter, checkpoint.
-            window.add(metrics)
-            if state.step % cfg.logging_steps == 0 or state.step == total:
-                elapsed = time.perf_counter() - start
-                run.log(
-                    state.step,
-                    window.mean()
-                    | {
-                        "epoch": state.epoch + state.next_micro / per_epoch,
-                        "num_tokens": state.tokens,
-                        "tokens_per_second": state.tokens / elapsed,
-                    },
-                )
-            if eval_set and (state.step % (cfg.eval_steps or epoch_steps) == 0 or state.step == total):
-                result = evaluate(model, eval_set, ref_eval, pad, opts, cfg.batch_size, accelerator)
-                run.log(state.step, result)
-                if state.best_loss is None or result["eval_loss"] < state.best_loss:
-                    state.best_loss, state.best_step = result["eval_loss"], state.step
-                    best_adapter = adapter_state(accelerator.unwrap_model(model))
-            if state.step % (cfg.save_steps or epoch_steps) == 0 and state.step < total:
-                checkpoint(run, state, accelerator, model, optimizer, scheduler, best_adapter)
-    except KeyboardInterrupt:  # the state is the last completed step's: --resume redoes the interrupted one
-        optimizer.zero_grad(set_to_none=True)
-        folder = checkpoint(run, state, accelerator, model, optimizer, scheduler, best_adapter)
-        raise StoppedError(
-            f"interrupted at step {state.step}; state saved in {folder}",
-            hint=f"continue with: mglkit train ... --output {run.dir} --resume",
-        ) from None
-    except torch.cuda.OutOfMemoryError:
-        raise out_of_memory(cfg) from None
-    accelerator.wait_for_everyone()
-    return TrainResult(
-        model=accelerator.unwrap_model(model),
-        best_adapter=best_adapter,
-        best_step=state.best_step,
-        optimizer_steps=state.step,
-        micro_steps=state.micro_batches,
-        train_tokens=state.tokens,
-        seconds=time.perf_counter() - start,
-        peak_memory_mb=peak_memory_mb(),
-        is_main=accelerator.is_main_process,
+    job.run.start(total_steps=total, steps_per_epoch=epoch_steps)
+    return Loop(
+        job,
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        train_set,
+        eval_set,
+        ref_train,
+        ref_eval,
+        batches,
+        per_epoch,
+        epoch_steps,
+        total,
+        start,
     )
+
+
+def run_loop(loop: Loop, state: LoopState) -> None:
+    cfg, run = loop.job.config, loop.job.run
+    window, bad_steps = MetricsWindow(), 0
+    loop.model.train()
+    while state.step < loop.total:
+        # 3. One optimizer step: up to grad_accum micro-batches, never across an epoch's end.
+        batches, after = loop.batches.for_step(state.epoch, state.next_micro, cfg.grad_accum, loop.per_epoch)
+        metrics, tokens = accumulate(loop, batches)
+        # 4. A non-finite loss skips the update; a few in a row stop the run, with a checkpoint.
+        if not math.isfinite(metrics["loss"]):
+            loop.optimizer.zero_grad(set_to_none=True)
+            state.epoch, state.next_micro = after
+            bad_steps += 1
+            run.note(f"step {state.step + 1}: non-finite loss, update skipped")
+            if bad_steps >= MAX_BAD_STEPS:
+                raise StoppedError(
+                    f"the loss was NaN or infinite for {bad_steps} steps in a row; stopped. "
+                    f"Last good state saved in {checkpoint(loop, state)}",
+                    hint="lower --learning-rate, or use --precision bf16/fp32 instead of fp16",
+                )
+            continue
+        bad_steps = 0
+        metrics |= update(loop)
+        state.step, (state.epoch, state.next_micro) = state.step + 1, after
+        state.micro_batches += len(batches)
+        state.tokens += tokens
+        # 5. Log (averaged over --logging-steps), evaluate and keep the best adapter, checkpoint.
+        window.add(metrics)
+        if state.step % cfg.logging_steps == 0 or state.step == loop.total:
+            elapsed = time.perf_counter() - loop.start
+            run.log(
+                state.step,
+                window.mean()
+                | {
+                    "epoch": state.epoch + state.next_micro / loop.per_epoch,
+                    "num_tokens": state.tokens,
+                    "tokens_per_second": state.tokens / elapsed,
+                },
+            )
+        if loop.eval_set and (state.step % (cfg.eval_steps or loop.epoch_steps) == 0 or state.step == loop.total):
+            evaluate_and_keep_best(loop, state)
+        if state.step % (cfg.save_steps or loop.epoch_steps) == 0 and state.step < loop.total:
+            checkpoint(loop, state)
+
+
+def accumulate(loop: Loop, batches: list[list[int]]) -> tuple[dict, int]:
+    """Forward and backward each micro-batch (gradients synchronised on the last); the step's metrics."""
+    parts, tokens, accelerator = [], 0, loop.accelerator
+    pad, opts = loop.job.tokenizer.pad_token_id, loop.job.options
+    for i, indices in enumerate(batches):
+        with contextlib.nullcontext() if i == len(batches) - 1 else accelerator.no_sync(loop.model):
+            loss, per_pair, n_tokens = forward(
+                loop.model, loop.train_set, indices, loop.ref_train, pad, opts, accelerator
+            )
+            accelerator.backward(loss / len(batches))
+        parts.append(per_pair)
+        tokens += accelerator.gather(n_tokens).sum().item()
+    return pair_means(parts, accelerator), tokens
+
+
+def update(loop: Loop) -> dict:
+    """Clip, step the optimizer and the schedule; the gradient norm and the learning rate used."""
+    max_norm = loop.job.config.max_grad_norm
+    grad_norm = loop.accelerator.clip_grad_norm_(loop.model.parameters(), max_norm or math.inf)
+    learning_rate = loop.scheduler.get_last_lr()[0]
+    loop.optimizer.step()
+    loop.scheduler.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+    return {"grad_norm": float(grad_norm), "learning_rate": learning_rate}
+
+
+def evaluate_and_keep_best(loop: Loop, state: LoopState) -> None:
+    job = loop.job
+    result = evaluate(
+        loop.model,
+        loop.eval_set,
+        loop.ref_eval,
+        job.tokenizer.pad_token_id,
+        job.options,
+        job.config.batch_size,
+        loop.accelerator,
+    )
+    job.run.log(state.step, result)
+    if state.best_loss is None or result["eval_loss"] < state.best_loss:
+        state.best_loss, state.best_step = result["eval_loss"], state.step
+        loop.best_adapter = adapter_state(loop.accelerator.unwrap_model(loop.model))
 
 
 def policy(job):
@@ -198,33 +261,6 @@ def optimizer_and_schedule(model, cfg, total: int):
         lr=cfg.learning_rate,
     )
     return optimizer, get_scheduler(cfg.scheduler, optimizer, math.ceil(total * cfg.warmup_ratio), total)
-
-
-class Batches:
-    """Which pairs each micro-batch holds: a seeded order per epoch, this process's share of it."""
-
-    def __init__(self, pairs, batch_size: int, world: int, rank: int, seed: int, group_by_length: bool):
-        self.pairs, self.batch_size, self.world, self.rank = pairs, batch_size, world, rank
-        self.seed, self.group_by_length = seed, group_by_length
-
-    def order(self, epoch: int) -> list[int]:
-        order = torch.randperm(len(self.pairs), generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-        if self.group_by_length:  # sorted within windows of 50 batches: less padding, still shuffled
-            window = 50 * self.batch_size * self.world
-            order = [
-                i
-                for w in range(0, len(order), window)
-                for i in sorted(order[w : w + window], key=lambda i: -self.pairs[i].length)
-            ]
-        return order
-
-    def for_step(self, epoch: int, micro: int, grad_accum: int, per_epoch: int):
-        """This process's micro-batches for the next optimizer step, and the position after it."""
-        order, size = self.order(epoch), self.batch_size * self.world
-        count = min(grad_accum, per_epoch - micro)
-        batches = [order[m * size : (m + 1) * size][self.rank :: self.world] for m in range(micro, micro + count)]
-        after = (epoch + 1, 0) if micro + count == per_epoch else (epoch, micro + count)
-        return batches, after
 
 
 def reference_logps(model, pairs, pad: int, batch_size: int, accelerator):
@@ -290,35 +326,18 @@ def evaluate(model, eval_set, ref_eval, pad, opts, batch_size: int, accelerator)
     return {f"eval_{k}": v for k, v in pair_means(parts, accelerator).items()}
 
 
-class MetricsWindow:
-    """Metrics of the steps since the last log line, averaged when logged."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, metrics: dict) -> None:
-        for key, value in metrics.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def mean(self) -> dict:
-        mean = {k: v / self.count for k, v in self.sums.items()}
-        self.sums, self.count = {}, 0
-        return mean
-
-
 def adapter_state(model) -> dict:
     from peft import get_peft_model_state_dict
 
     return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
-def checkpoint(run, state, accelerator, model, optimizer, scheduler, best_adapter):
-    folder = run.checkpoints / f"step-{state.step}"
-    if accelerator.is_main_process:
-        save_checkpoint(folder, accelerator.unwrap_model(model), optimizer, scheduler, state.to_json(), best_adapter)
-    accelerator.wait_for_everyone()
+def checkpoint(loop: Loop, state: LoopState):
+    folder = loop.job.run.checkpoints / f"step-{state.step}"
+    if loop.accelerator.is_main_process:
+        model = loop.accelerator.unwrap_model(loop.model)
+        save_checkpoint(folder, model, loop.optimizer, loop.scheduler, state.to_json(), loop.best_adapter)
+    loop.accelerator.wait_for_everyone()
     return folder
 
 
