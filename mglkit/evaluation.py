@@ -50,10 +50,11 @@ class EvalReport:
     deltas: dict[str, dict[str, dict[str, Delta]]]  # evaluator -> column -> metric -> delta vs base
     seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    suite_files: dict[str, dict] = field(default_factory=dict)  # file name -> {"version", "sha256"}
 
     def to_dict(self) -> dict:
         return {
-            "suite": self.suite,
+            "suite": {"name": self.suite, "files": self.suite_files},
             "columns": self.columns,
             "evaluators": {
                 name: {
@@ -244,7 +245,7 @@ def evaluate(
         }
         for name, by_column in results.items()
     }
-    return EvalReport(suite.name, [s.name for s in columns], results, deltas, seconds, warnings)
+    return EvalReport(suite.name, [s.name for s in columns], results, deltas, seconds, warnings, suite.files_dict())
 
 
 def save_items(report: EvalReport, path: str | Path) -> None:
