@@ -13,7 +13,9 @@ class Scorer(Protocol):
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """For each (context, continuation): the summed log-probability (nats) of the continuation
-        given the context, and its number of tokens. An empty context means the text alone."""
+        given the context, and its number of tokens. An empty context means the text alone. Tokens are
+        split as lm-evaluation-harness splits them (``encode_pair``): whitespace ending the context
+        is scored with the continuation."""
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy answers to questions (the prompt format is the scorer's business)."""
@@ -48,15 +50,8 @@ class ModelScorer:
     def loglikelihood(self, requests):
         import torch
 
-        from .preference import common_prefix
-
         tok = self.tokenizer
-        encoded = []
-        for context, continuation in requests:
-            whole = tok(context + continuation)["input_ids"]
-            head = tok(context)["input_ids"] if context else whole[:1]  # the BOS (or first token) as context
-            cut = max(1, common_prefix(head, whole))
-            encoded.append((whole, cut))
+        encoded = [encode_pair(tok, context, continuation) for context, continuation in requests]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar length
         results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
         device = next(self.model.parameters()).device
@@ -85,3 +80,32 @@ class ModelScorer:
     def generate(self, prompts, max_new_tokens):
         with self._active():
             return generate(self.model, self.tokenizer, prompts, self.fmt, max_new_tokens, temperature=0.0)
+
+
+def choice_separator(prompt: str) -> str:
+    """What goes between a prompt and an answer choice scored after it: nothing after whitespace
+    (a chat template's final newline), else one space."""
+    return "" if not prompt or prompt[-1:].isspace() else " "
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], int]:
+    """(token ids of context + continuation, index of the first scored token), exactly as
+    lm-evaluation-harness's HFLM splits a request (``loglikelihood`` and ``_encode_pair``), so both
+    score the same tokens of the same text:
+
+    - whitespace ending the context is scored with the continuation, and the continuation is the
+      whole text's tokens beyond the context's own token count;
+    - a text that already starts with the BOS string gets no second BOS;
+    - an empty context conditions on the BOS (the EOS where there is none), and every token of the
+      text is scored.
+    """
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if not context:
+        text = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        return (text, 1) if text[:1] == [prefix] else ([prefix, *text], 1)
+    marker = tokenizer.decode(prefix) if prefix is not None else None
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=not (marker and text.startswith(marker)))["input_ids"]
+
+    return ids(context + continuation), max(1, len(ids(context.rstrip())))

@@ -2,6 +2,7 @@
 defines them), and generated answers matched against the item's aliases; by period."""
 
 from mglkit.evaluation import EvalResult, matches_alias
+from mglkit.scoring import choice_separator
 
 
 class Facts:
@@ -14,7 +15,7 @@ class Facts:
         requests, spans = [], []
         for fact in facts:
             prompt = scorer.prompt(fact["question"])
-            sep = "" if prompt[-1:].isspace() or not prompt else " "
+            sep = choice_separator(prompt)
             spans.append((len(requests), len(fact["choices"])))
             requests += [(prompt, sep + choice) for choice in fact["choices"]]
         scores = scorer.loglikelihood(requests)
