@@ -15,6 +15,7 @@ from .findings import ValidationReport
 from .hookspecs import hookimpl
 from .pairs import TEXT_FIELDS, load_pairs, read_jsonl
 from .plugins import get_plugin_manager
+from .prompts import choice_separator
 from .resources import bundled, cache_root
 from .tasks import note, progress
 from .types import (
@@ -103,7 +104,7 @@ __all__ = [
     "EvalContext", "EvalResult", "Evaluator", "Finding", "MglkitError", "ModelSource", "Pair", "PluginError",
     "Retriever", "Reward", "RunLog", "Scorer", "Setting", "Stats", "StoppedError", "Suite", "SuiteFolder",
     "SuiteSource", "TrainConfig", "TrainJob", "TrainResult", "Trainer", "UnusableInputError", "ValidationConfig",
-    "ValidationReport", "Validator", "__version__", "bundled", "cache_root", "checkpoint_dirs", "evaluate",
-    "get_plugin_manager", "hookimpl", "load_pairs", "note", "peak_memory_mb", "progress", "read_jsonl", "train",
-    "validate", "validated_pairs",
+    "ValidationReport", "Validator", "__version__", "bundled", "cache_root", "checkpoint_dirs", "choice_separator",
+    "evaluate", "get_plugin_manager", "hookimpl", "load_pairs", "note", "peak_memory_mb", "progress", "read_jsonl",
+    "train", "validate", "validated_pairs",
 ]  # fmt: skip

@@ -24,7 +24,7 @@ class EvalReport:
     deltas: dict[str, dict[str, dict[str, Delta]]]  # evaluator -> column -> metric -> delta vs base
     seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
-    files: dict[str, dict] = field(default_factory=dict)  # suite file -> version and sha256
+    files: dict[str, dict] = field(default_factory=dict)  # suite file -> {"version", "sha256"}
 
     def metric_names(self, evaluator: str) -> list[str]:
         names: list[str] = []
@@ -34,8 +34,7 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         return {
-            "suite": self.suite,
-            "files": self.files,
+            "suite": {"name": self.suite, "files": self.files},
             "columns": self.columns,
             "evaluators": {
                 name: {column: self._column(name, column, result) for column, result in by_column.items()}

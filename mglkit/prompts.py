@@ -41,3 +41,9 @@ def run_format(adapter_dir: str | Path) -> PromptFormat | None:
                     f"{path}, field 'prompt_format': missing or malformed", hint="the run folder is damaged"
                 ) from None
     return None
+
+
+def choice_separator(prompt: str) -> str:
+    """What goes between a prompt and an answer choice scored after it: nothing after whitespace
+    (a chat template's final newline), else one space."""
+    return "" if not prompt or prompt[-1:].isspace() else " "

@@ -7,7 +7,6 @@ import contextlib
 
 from .logprobs import completion_logps
 from .models import generate
-from .preference import common_prefix
 from .prompts import PromptFormat
 
 
@@ -34,11 +33,7 @@ class ModelScorer:
         import torch
 
         tok = self.tokenizer
-        encoded = []
-        for context, continuation in requests:
-            whole = tok(context + continuation)["input_ids"]
-            head = tok(context)["input_ids"] if context else whole[:1]  # the BOS (or first token) as context
-            encoded.append((whole, max(1, common_prefix(head, whole))))
+        encoded = [encode_pair(tok, context, continuation) for context, continuation in requests]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar length
         results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
         device = next(self.model.parameters()).device
@@ -84,3 +79,26 @@ class CachedScorer:
 
     def generate(self, prompts, max_new_tokens):
         return self.inner.generate(prompts, max_new_tokens)
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], int]:
+    """(token ids of context + continuation, index of the first scored token), exactly as
+    lm-evaluation-harness's HFLM splits a request (``loglikelihood`` and ``_encode_pair``), so both
+    score the same tokens of the same text:
+
+    - whitespace ending the context is scored with the continuation, and the continuation is the
+      whole text's tokens beyond the context's own token count;
+    - a text that already starts with the BOS string gets no second BOS;
+    - an empty context conditions on the BOS (the EOS where there is none), and every token of the
+      text is scored.
+    """
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if not context:
+        text = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        return (text, 1) if text[:1] == [prefix] else ([prefix, *text], 1)
+    marker = tokenizer.decode(prefix) if prefix is not None else None
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=not (marker and text.startswith(marker)))["input_ids"]
+
+    return ids(context + continuation), max(1, len(ids(context.rstrip())))

@@ -1,9 +1,22 @@
 """Benchmark suites: registered names, suite sources (``PREFIX:PATH``), and folders holding any of
-facts.jsonl, pairs.jsonl, fluency.jsonl and retrieval.jsonl."""
+facts.jsonl, pairs.jsonl, fluency.jsonl and retrieval.jsonl.
+
+A suite folder may also hold ``suite.toml`` giving each file a version, as lm-evaluation-harness
+versions its tasks::
+
+    [files]
+    facts = "1.1"
+
+A loaded suite records each file's version (None when not given) and SHA-256, so two reports are
+comparable only when they say so: the version tells a reader that a change was meant, the hash that
+the files are the same.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tomllib
 from pathlib import Path
 
 from .errors import UnusableInputError
@@ -11,6 +24,7 @@ from .pairs import load_pairs, read_jsonl
 from .types import Suite, SuiteFolder
 
 PARTS = ("facts", "pairs", "fluency", "retrieval")
+MANIFEST = "suite.toml"
 _FACT_FIELDS = {"id": str, "question": str, "choices": list, "answer": int, "aliases": list}
 _FLUENCY_FIELDS = {"id": str, "text": str}
 _RETRIEVAL_FIELDS = {"id": str, "question": str}
@@ -47,6 +61,43 @@ def _check_retrieval(path: Path, items: list[dict]) -> None:
         item["passage_ids"] = ids
 
 
+def _versions(path: Path) -> dict[str, str]:
+    """The part -> version table of a suite folder's suite.toml (empty without one)."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        return {}
+    hint = 'a [files] table of quoted versions, e.g. facts = "1.1"'
+    try:
+        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UnusableInputError(f"{manifest}: not valid TOML ({exc})", hint=hint) from None
+    unknown = sorted(set(data) - {"files"})
+    if unknown:
+        raise UnusableInputError(f"{manifest}: unknown entry '{unknown[0]}'", hint=hint)
+    files = data.get("files", {})
+    if not isinstance(files, dict):
+        raise UnusableInputError(f"{manifest}: 'files' is not a table", hint=hint)
+    for part, version in files.items():
+        where = f"{manifest}, [files], key '{part}'"
+        if part not in PARTS:
+            raise UnusableInputError(f"{where}: not a suite part", hint="parts: " + ", ".join(PARTS))
+        if not isinstance(version, str) or not version.strip():
+            raise UnusableInputError(f"{where}: the version must be a quoted string", hint=hint)
+        if not (path / f"{part}.jsonl").is_file():
+            raise UnusableInputError(f"{where}: the folder has no {part}.jsonl", hint=hint)
+    return files
+
+
+def file_records(path: Path) -> dict[str, dict]:
+    """{"facts.jsonl": {"version": "1.1" or None, "sha256": ...}, ...}: what a report records."""
+    versions = _versions(path)
+    return {
+        f"{part}.jsonl": {"version": versions.get(part), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+        for part in PARTS
+        if (file := path / f"{part}.jsonl").is_file()
+    }
+
+
 def load_suite(name: str, pm=None) -> Suite:
     """A registered suite name first, then a ``PREFIX:PATH`` of a suite source, then a folder
     (``~`` and environment variables expanded)."""
@@ -70,7 +121,7 @@ def load_suite(name: str, pm=None) -> Suite:
 
 def read_suite_folder(path: Path, name: str) -> Suite:
     """A folder with any of facts.jsonl, pairs.jsonl, fluency.jsonl, retrieval.jsonl."""
-    suite = Suite(name, path)
+    suite = Suite(name, path, files=file_records(path))
     if (path / "facts.jsonl").is_file():
         suite.facts = _records(path / "facts.jsonl", _FACT_FIELDS)
         _check_facts(path / "facts.jsonl", suite.facts)

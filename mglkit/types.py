@@ -245,7 +245,9 @@ class Scorer(Protocol):
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """For each (context, continuation): the summed log-probability (nats) of the continuation
-        given the context, and its number of tokens. An empty context means the text alone."""
+        given the context, and its number of tokens. An empty context means the text alone. Tokens are
+        split as lm-evaluation-harness splits them: whitespace ending the context is scored with the
+        continuation (put ``mglkit.choice_separator(context)`` before an answer choice)."""
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy answers to questions (the prompt format is the scorer's business)."""

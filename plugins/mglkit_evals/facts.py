@@ -1,7 +1,7 @@
 """Historical facts: multiple choice by log-likelihood (acc and acc_norm as lm-evaluation-harness
 defines them), and generated answers matched against the item's aliases; by period."""
 
-from mglkit import EvalResult, Evaluator
+from mglkit import EvalResult, Evaluator, choice_separator
 from mglkit.mongolian import matches_alias
 
 
@@ -15,7 +15,7 @@ class Facts(Evaluator):
         requests, spans = [], []
         for fact in facts:
             prompt = scorer.prompt(fact["question"])
-            sep = "" if prompt[-1:].isspace() or not prompt else " "
+            sep = choice_separator(prompt)
             spans.append((len(requests), len(fact["choices"])))
             requests += [(prompt, sep + choice) for choice in fact["choices"]]
         scores = scorer.loglikelihood(requests)
