@@ -1,11 +1,12 @@
-"""Speed of `mglkit validate`: start-up, a 200-pair file, 200k pairs/s, peak RSS on 1M pairs.
+"""Speed of `mglkit validate`: start-up, a 200-pair file, 200k pairs/s, peak RSS on 1M pairs, and
+one 10 MB pair (time must be linear in the input: the similarity check is bounded).
 
-    python benchmarks/bench_validate.py [--pairs 200000] [--big 1000000] [--repeat 3]
+    python benchmarks/bench_validate.py [--pairs 200000] [--big 1000000] [--repeat 3] [--long-mb 10]
 
 Generates realistic pairs from the bundled training data (sentences recombined, dates changed,
 ~1% faults of every kind), runs the real CLI in subprocesses, prints a Markdown table.
 Budgets on the reference machine (2 cores): --help < 0.3 s, 200 pairs < 0.6 s,
->= 30,000 pairs/s, peak RSS < 300 MB on 1M pairs.
+>= 30,000 pairs/s, peak RSS < 300 MB on 1M pairs, a 10 MB pair < 5 s.
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+def long_pair(path: Path, megabytes: float) -> None:
+    """One pair whose chosen and rejected answers are each ``megabytes`` / 2 of Mongolian text and
+    differ only near their ends (the worst case for a similarity check)."""
+    records = [json.loads(line) for line in TRAIN.open(encoding="utf-8")]
+    text = " ".join(r["chosen"] for r in records)
+    chosen = (text + " ") * int(megabytes * 2**20 / 2 / len(text.encode()) + 1)
+    record = {"prompt": records[0]["prompt"], "chosen": chosen, "rejected": chosen[:-200] + " Өөр төгсгөл."}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def run(args: list[str], repeat: int) -> tuple[float, float]:
     """Best wall time over `repeat` runs, and the peak RSS (MB) of the child."""
     best, peak = float("inf"), 0.0
@@ -95,6 +106,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200_000)
     parser.add_argument("--big", type=int, default=1_000_000, help="0 skips the RSS run")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--long-mb", type=float, default=10, help="size of the one long pair; 0 skips it")
     opts = parser.parse_args()
     mglkit = [sys.executable, "-m", "mglkit"]
     rows = []
@@ -117,6 +129,12 @@ def main() -> None:
                     ">= 30,000 pairs/s",
                 )
             )
+        if opts.long_mb:
+            long = Path(tmp, "long.jsonl")
+            long_pair(long, opts.long_mb)
+            wall, rss = run([*mglkit, "validate", "--json", str(long)], opts.repeat)
+            size = long.stat().st_size / 2**20
+            rows.append((f"validate one {size:.0f} MB pair", f"{wall:.2f} s ({rss:.0f} MB)", "< 5 s"))
         if opts.big:
             generate(big, opts.big, seed=2)
             for jobs in (1, 2):

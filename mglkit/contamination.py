@@ -30,6 +30,7 @@ from pathlib import Path
 
 import orjson
 
+from .config import DEFAULT_DATASET
 from .errors import MglkitError, UnusableInputError
 from .mongolian import normalize_for_compare
 from .overlap import LEAK_N, ngrams
@@ -43,7 +44,7 @@ WORDING_THRESHOLD = 0.5  # share of the item's word 3-grams found in one trainin
 COMMON_SHARE = 0.02
 
 SIGNALS = ("answer", "question", "wording")
-BUNDLED_TRAINING = ("data/mgl_history_grpo.jsonl", "data/facts_train.jsonl", "data/corpus")
+BUNDLED_TRAINING = (DEFAULT_DATASET, "data/facts_train.jsonl", "data/corpus")
 # The manifest of a suite's seen / unseen items (benchmarks/make_splits.py writes the bundled one).
 SPLITS_FILE = "splits.json"
 SPLIT_KINDS = ("facts", "pairs", "fluency")

@@ -118,8 +118,8 @@ def foreign_language(text: str, words: list[str] | None = None, plain: bool | No
     russian = RUSSIAN_WORDS.intersection(words)
     if not russian:
         return None
-    # only now is it worth looking for Russian noun endings
-    russian = russian.union(w for w in words if is_russian_word(w))
+    # only now is it worth looking for Russian noun endings (each distinct word once: long texts repeat)
+    russian = russian.union(w for w in set(words) if is_russian_word(w))
     if len(russian) < 2:
         return None
     if _MONGOLIAN_LETTERS.search(text) is None and not MONGOLIAN_WORDS.intersection(words):

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import tasks
+from .config import DEFAULT_BASE
 from .errors import ConfigError
 from .models import ModelOptions, generate, load_adapter, load_model
 from .prompts import PromptFormat, run_format
@@ -174,7 +175,7 @@ def _generate_command(name: str):
 
     @click.command(name, epilog=exit_help(None))
     @click.argument("question", nargs=-1, required=True)
-    @click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True)
+    @click.option("--base", default=DEFAULT_BASE, show_default=True, help="Base model.")
     @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="A run or adapter folder.")
     @click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True)
     @click.option("--temperature", type=click.FloatRange(0), default=0.7, show_default=True, help="0: greedy.")
@@ -222,7 +223,7 @@ def _ask_command(name: str):
 
     @click.command(name, epilog=exit_help(None))
     @click.argument("question", nargs=-1, required=True)
-    @click.option("--base", default="mistralai/Mistral-7B-Instruct-v0.2", show_default=True)
+    @click.option("--base", default=DEFAULT_BASE, show_default=True, help="Base model.")
     @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="A run or adapter folder.")
     @click.option("--k", type=click.IntRange(1), default=4, show_default=True, help="Passages to retrieve.")
     @click.option(

@@ -7,8 +7,6 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 
-DEFAULT_DATASET = "data/mgl_history_grpo.jsonl"
-
 
 def bundled_root() -> Path:
     wheel = _PACKAGE / "_bundled"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import mglkit
-from mglkit import bundled, cache_root, load_pairs, read_jsonl
+from mglkit import TrainConfig, bundled, cache_root, load_pairs, read_jsonl
 from mglkit.outputs import cache_entry
 
 BUILD_VERSION = 1
@@ -47,7 +47,7 @@ MODEL_CONFIG = dict(
 def training_texts() -> tuple[list[tuple[str, str]], list[str]]:
     """(prompt, chosen answer) pairs of the training file, and passages of data/corpus/ if present.
     Never benchmarks/: the evaluation must see text the model has not."""
-    pairs = [(p.prompt, p.chosen) for p in load_pairs(bundled("data/mgl_history_grpo.jsonl"))]
+    pairs = [(p.prompt, p.chosen) for p in load_pairs(bundled(TrainConfig().dataset))]
     passages = []
     corpus = bundled("data/corpus")
     if corpus.is_dir():
