@@ -71,7 +71,7 @@ def _duration(seconds: float | None) -> str:
 def _method(run: RunFolder) -> str:
     c = run.config
     if not c:
-        return run.trainer or "unknown trainer"
+        return run.trainer or "—"
     if run.is_grpo:
         return (
             f"{c.get('trainer')}: GRPO, rewards {c.get('rewards') or 'by data'}, "

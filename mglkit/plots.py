@@ -47,11 +47,13 @@ def require(module: str):
 
 @dataclass(frozen=True)
 class Panel:
-    """One chart of training curves: metric names (``*`` matches a reward function's name)."""
+    """One chart of training curves: metric names (``*`` matches a reward function's name); the
+    main ones are also written as PNGs at the end of a run."""
 
     key: str
     title: str
     metrics: tuple[str, ...]
+    main: bool = True
 
 
 PANELS = (
@@ -59,14 +61,15 @@ PANELS = (
     Panel("rewards", "Rewards: chosen and rejected", ("rewards/chosen", "rewards/rejected")),
     Panel("margins", "Reward margin (chosen − rejected)", ("rewards/margins",)),
     Panel("accuracies", "Reward accuracy", ("rewards/accuracies",)),
-    Panel("logps", "Log-probabilities: chosen and rejected", ("logps/chosen", "logps/rejected")),
+    Panel("logps", "Log-probabilities: chosen and rejected", ("logps/chosen", "logps/rejected"), main=False),
     Panel("reward", "GRPO reward (total, weighted)", ("reward",)),
     Panel("reward_functions", "GRPO reward by function", ("rewards/*/mean",)),
-    Panel("reward_std", "GRPO reward std within groups", ("reward_std", "rewards/*/std")),
+    Panel("reward_std", "GRPO reward std within groups", ("reward_std", "rewards/*/std"), main=False),
     Panel("kl", "KL to the reference model", ("kl",)),
     Panel("completion_length", "Completion length (tokens)", ("completions/mean_length",)),
     Panel("learning_rate", "Learning rate", ("learning_rate",)),
     Panel("grad_norm", "Gradient norm", ("grad_norm",)),
+    Panel("throughput", "Throughput (tokens/s)", ("tokens_per_second",), main=False),
 )
 
 
@@ -91,14 +94,17 @@ def _expand(pattern: str, rows: list[dict]) -> list[str]:
 
 
 def panel_lines(panel: Panel, runs: list[RunFolder]) -> list[Line]:
-    """What one panel draws: each run's train series (a color per run, a line style per metric)
-    and, for each, the run's ``eval_`` series of the same metric at the steps it was evaluated."""
+    """What one panel draws: each run's train series and, for each, the run's ``eval_`` series of
+    the same metric at the steps it was evaluated (same color and style). Several runs: a color
+    per run, a line style per metric; one run: a color per metric."""
     lines = []
     for index, run in enumerate(runs):
-        color = COLORS[index % len(COLORS)]
         metrics = [name for pattern in panel.metrics for name in _expand(pattern, run.rows)]
         for number, metric in enumerate(metrics):
-            style = STYLES[number % len(STYLES)]
+            if len(runs) > 1:
+                color, style = COLORS[index % len(COLORS)], STYLES[number % len(STYLES)]
+            else:
+                color, style = COLORS[number % len(COLORS)], "-"
             for name, is_eval in ((metric, False), (f"eval_{metric}", True)):
                 steps, values = series(run.rows, name)
                 if steps:
@@ -200,21 +206,23 @@ def curve_svgs(runs: list[RunFolder]) -> list[tuple[Panel, str]]:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """PNGs of a run's curves under ``training_logs/plots/`` (one per panel with data), each
-    written atomically; returns their paths. Raises ``ReportExtraMissing`` without matplotlib."""
+    """PNGs of a run's main curves under ``training_logs/plots/`` (one per main panel with data),
+    each written atomically; returns their paths. Raises ``ReportExtraMissing`` without matplotlib;
+    any other exception is a failure to plot, which must not fail the run (the caller notes it)."""
     from .atomic import atomic_writer
 
     run = load_run(run_dir)
     folder = run.path / "training_logs" / "plots"
     written = []
     with _style("png"):
-        for panel in PANELS:
+        for panel in (p for p in PANELS if p.main):
             lines = panel_lines(panel, [run])
             if not lines:
                 continue
             path = folder / f"{panel.key}.png"
-            with atomic_writer(path, "wb") as out:
-                draw_panel(panel, lines).savefig(out, format="png", dpi=100, metadata={"Software": None})
+            with atomic_writer(path, "wb") as out:  # light compression: encoding is a fifth of the time
+                draw_panel(panel, lines).savefig(out, format="png", dpi=100, metadata={"Software": None},
+                                                 pil_kwargs={"compress_level": 1})  # fmt: skip
             written.append(path)
     return written
 
