@@ -111,7 +111,7 @@ def run_header(run: RunFolder, color: str) -> dict:
             ("tokens/s", fmt(stats.get("tokens_per_second"))),
             ("peak memory", f"{fmt(stats.get('peak_memory_mb'))} MB" if stats.get("peak_memory_mb") else "—"),
         ],
-        "headline": [(key, fmt(stats[key])) for key in HEADLINE_STATS if key in stats],
+        "headline": [(key, fmt(stats[key])) for key in HEADLINE_STATS if stats.get(key) is not None],
         "stats": [(k, fmt(v)) for k, v in stats.items() if not isinstance(v, dict)],
         "settings": [(k, fmt(v)) for k, v in sorted(run.config.items())],
         "samples": run.samples,
@@ -212,6 +212,12 @@ def _intervals(by_column: dict, metric: str, part: str = "metrics", group: str |
     return found
 
 
+def _differs(intervals: list[Interval]) -> bool:
+    """Whether the columns' scores differ at all: a metric equal in every column (retrieval does
+    not depend on the model) is left to the table."""
+    return len({(i.value, i.low, i.high) for i in intervals}) > 1
+
+
 def eval_view(item: EvalInput, names: list[str]) -> dict:
     """An evaluation's table, forest plots and group bars."""
     evaluators = []
@@ -220,14 +226,18 @@ def eval_view(item: EvalInput, names: list[str]) -> dict:
         intervals = {m: _intervals(by_column, m) for m in metrics}
         table = [(m, [(i.column, i) for i in intervals[m]]) for m in metrics]
         key = f"{item.title}-{number}"
-        forest = svg(f"forest-{key}", draw_forest, intervals, names) if any(intervals.values()) else None
+        plotted = {m: v for m, v in intervals.items() if _differs(v)}
+        forest = svg(f"forest-{key}", draw_forest, plotted, names) if plotted else None
+        same = [m for m in metrics if m not in plotted]
         titles = list(dict.fromkeys(t for r in by_column.values() for t in r.get("groups", {})))
         bars = []
         for g, title in enumerate(titles):
             keys = list(dict.fromkeys(k for r in by_column.values() for k in r.get("groups", {}).get(title, {})))
             groups = {k: _intervals(by_column, k, "groups", title) for k in keys}
-            if any(groups.values()):
+            if any(_differs(v) for v in groups.values()):
                 bars.append((title, svg(f"bars-{key}-{g}", draw_group_bars, f"{name}: {title}", groups, names)))
+            elif any(groups.values()):
+                same.append(title)
         evaluators.append(
             {
                 "name": name,
@@ -235,6 +245,7 @@ def eval_view(item: EvalInput, names: list[str]) -> dict:
                 "table": table,
                 "forest": forest,
                 "bars": bars,
+                "same": same,
                 "seconds": (item.data.get("seconds") or {}).get(name),
             }
         )

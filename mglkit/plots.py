@@ -113,6 +113,8 @@ def panel_lines(panel: Panel, runs: list[RunFolder]) -> list[Line]:
 
 
 def _label(line: Line, several_runs: bool, several_metrics: bool) -> str:
+    if line.is_eval and several_runs:
+        return "_nolegend_"  # the legend names the runs; dots are evaluations, as the page says
     parts = [line.run] if several_runs else []
     if several_metrics or not several_runs:
         parts.append(line.metric)
@@ -141,18 +143,28 @@ def _style(salt: str) -> Iterator[None]:
         yield
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained"):
+def _axes_grid(nrows: int, ncols: int, axis: tuple[float, float], margins: tuple[float, float, float, float],
+               gaps: tuple[float, float] = (0.0, 0.0)):  # fmt: skip
+    """A Figure and its grid of axes, placed in inches: ``axis`` (width, height) of each axes,
+    ``margins`` (left, right, top, bottom), ``gaps`` (between columns, between rows). No layout
+    engine: it would measure every text and double the drawing time."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout=layout)
+    (axis_w, axis_h), (left, right, top, bottom), (gap_w, gap_h) = axis, margins, gaps
+    width = left + ncols * axis_w + (ncols - 1) * gap_w + right
+    height = top + nrows * axis_h + (nrows - 1) * gap_h + bottom
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
+                           bottom=bottom / height, wspace=gap_w / axis_w, hspace=gap_h / axis_h)  # fmt: skip
+    return figure, figure.subplots(nrows, ncols, squeeze=False)
 
 
-def draw_panel(panel: Panel, lines: list[Line]):
-    """A Figure of one panel's lines against the optimizer step."""
-    figure = _figure(5.6, 3.1, layout=None)  # fixed margins: a layout engine doubles the drawing time
-    figure.subplots_adjust(left=0.13, right=0.98, top=0.9, bottom=0.15)
-    axes = figure.subplots()
-    several_runs = len({line.run for line in lines}) > 1
+def draw_panel(panel: Panel, lines: list[Line], several_runs: bool = False):
+    """A Figure of one panel's lines against the optimizer step; with ``several_runs`` the legend
+    names the run of each line even when only one run logged this panel's metrics."""
+    figure, grid = _axes_grid(1, 1, (4.75, 2.35), (0.72, 0.12, 0.35, 0.5))
+    axes = grid[0, 0]
+    several_runs = several_runs or len({line.run for line in lines}) > 1
     several_metrics = len({line.metric for line in lines}) > 1
     for line in lines:
         label = _label(line, several_runs, several_metrics)
@@ -175,7 +187,7 @@ def draw_panel(panel: Panel, lines: list[Line]):
     axes.set_xlabel("optimizer step")
     if panel.key == "learning_rate":
         axes.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
-    if len(lines) > 1:
+    if len(lines) > 1 or several_runs:
         axes.legend(loc="best")
     return figure
 
@@ -201,7 +213,7 @@ def curve_svgs(runs: list[RunFolder]) -> list[tuple[Panel, str]]:
     for panel in PANELS:
         lines = panel_lines(panel, runs)
         if lines:
-            drawn.append((panel, svg(f"curve-{panel.key}", draw_panel, panel, lines)))
+            drawn.append((panel, svg(f"curve-{panel.key}", draw_panel, panel, lines, len(runs) > 1)))
     return drawn
 
 
@@ -257,27 +269,23 @@ def _finite(*values: float | None) -> bool:
 def draw_forest(metrics: dict[str, list[Interval]], names: list[str]):
     """One small forest plot per metric: each column's value and 95 % interval; an adapter's
     delta from the base is written beside it, starred and bold when its interval excludes zero."""
+    from matplotlib.ticker import MaxNLocator
+
     metric_names = list(metrics)
     ncols = min(3, len(metric_names))
     nrows = math.ceil(len(metric_names) / ncols)
     rows = max(len(v) for v in metrics.values())
-    figure = _figure(3.2 * ncols, (0.32 * rows + 0.75) * nrows)
-    grid = figure.subplots(nrows, ncols, squeeze=False)
+    label = 0.2 + 0.075 * max((len(i.column) for v in metrics.values() for i in v), default=4)
+    figure, grid = _axes_grid(nrows, ncols, (2.0, 0.28 * rows + 0.15), (label, 0.65, 0.3, 0.35), (label + 0.65, 0.65))
     for axes, name in zip(grid.flat, metric_names, strict=False):
         intervals = metrics[name]
+        drawn = [(y, i) for y, i in enumerate(intervals) if _finite(i.value, i.low, i.high)]
+        colors = [column_color(i.column, names) for _, i in drawn]
+        # one call per kind of mark: a forest plot of many metrics is otherwise slow to draw
+        axes.hlines([y for y, _ in drawn], [i.low for _, i in drawn], [i.high for _, i in drawn], colors=colors,
+                    linewidth=1.4)  # fmt: skip
+        axes.scatter([i.value for _, i in drawn], [y for y, _ in drawn], c=colors, s=18, zorder=3)
         for y, item in enumerate(intervals):
-            color = column_color(item.column, names)
-            if _finite(item.value, item.low, item.high):
-                axes.errorbar(
-                    item.value,
-                    y,
-                    xerr=[[item.value - item.low], [item.high - item.value]],
-                    fmt="o",
-                    color=color,
-                    markersize=4,
-                    capsize=2,
-                    linewidth=1.2,
-                )
             if item.delta is not None and _finite(item.delta):
                 text = f"{item.delta:+.3f}" + ("*" if item.significant else "")
                 axes.annotate(
@@ -291,6 +299,7 @@ def draw_forest(metrics: dict[str, list[Interval]], names: list[str]):
                     fontweight="bold" if item.significant else "normal",
                     color="#b00020" if item.significant else "#555555",
                 )
+        axes.xaxis.set_major_locator(MaxNLocator(4))
         axes.set_yticks(range(len(intervals)), [i.column for i in intervals])
         axes.set_ylim(len(intervals) - 0.5, -0.5)
         axes.set_title(name, loc="left", fontsize=9)
@@ -305,8 +314,10 @@ def draw_group_bars(title: str, groups: dict[str, list[Interval]], names: list[s
     keys = list(groups)
     columns = list(dict.fromkeys(i.column for items in groups.values() for i in items))
     width = 0.8 / max(1, len(columns))
-    figure = _figure(max(4.5, 0.28 * len(keys) * len(columns) + 1.5), 3.2)
-    axes = figure.subplots()
+    rotate = len(keys) > 5
+    bottom = 0.45 + (0.045 * max(map(len, keys), default=0) if rotate else 0)
+    figure, grid = _axes_grid(1, 1, (max(3.5, 0.28 * len(keys) * len(columns) + 0.6), 2.3), (0.6, 0.1, 0.35, bottom))
+    axes = grid[0, 0]
     for offset, column in enumerate(columns):
         found = [(x, i) for x, key in enumerate(keys) for i in groups[key] if i.column == column and _finite(i.value)]
         xs = [x + (offset - (len(columns) - 1) / 2) * width for x, _ in found]
@@ -322,9 +333,7 @@ def draw_group_bars(title: str, groups: dict[str, list[Interval]], names: list[s
             label=column,
             error_kw={"linewidth": 0.8},
         )
-    axes.set_xticks(
-        range(len(keys)), keys, rotation=30 if len(keys) > 5 else 0, ha="right" if len(keys) > 5 else "center"
-    )
+    axes.set_xticks(range(len(keys)), keys, rotation=30 if rotate else 0, ha="right" if rotate else "center")
     axes.set_title(title, loc="left")
     axes.grid(axis="x", visible=False)
     axes.legend(loc="best")
