@@ -39,7 +39,7 @@ def _eval_row(step, loss):
     return {"step": step, "eval_loss": loss, "eval_rewards/accuracies": 0.75, "eval_rewards/margins": 0.3}
 
 
-def make_run(folder, *, stats=True, marker=None, lr=5e-4, rows=None, samples=True):
+def make_run(folder, *, stats=True, marker=None, lr=5e-4, rows=None, samples=True, benchmarks=None):
     """A run folder shaped as `mglkit train` writes it (settings, statistics, logs)."""
     logs = folder / "training_logs"
     rows = rows if rows is not None else [_train_row(s, 0.7 - 0.01 * s) for s in range(1, 11)] + [_eval_row(10, 0.61)]
@@ -74,6 +74,8 @@ def make_run(folder, *, stats=True, marker=None, lr=5e-4, rows=None, samples=Tru
             "tokens_per_second": 4321.5,
             "peak_memory_mb": 812.3,
         }
+        if benchmarks:
+            stats["benchmarks"] = benchmarks
         (logs / "training_stats.json").write_text(json.dumps(stats))
     if samples:
         _jsonl(
@@ -189,7 +191,7 @@ def test_status_comes_from_the_marker_and_its_lock(tmp_path):
 
 
 def test_runs_lists_runs_two_levels_deep_with_status_and_numbers(tmp_path):
-    make_run(tmp_path / "done", marker={"status": "finished"})
+    make_run(tmp_path / "done", marker={"status": "finished"}, benchmarks=EVAL)
     make_run(tmp_path / "dead", marker={"status": "running"}, stats=False)
     live = make_run(tmp_path / "group" / "live", marker={"status": "running"}, stats=False)
     make_run(tmp_path / "old", lr=1e-3)
@@ -216,6 +218,7 @@ def test_runs_lists_runs_two_levels_deep_with_status_and_numbers(tmp_path):
         0.75,
     )
     assert done.date == "2025-01-02T03:04:05+00:00"
+    assert done.benchmarks == {"facts/acc": 0.4375}  # the adapter's headline number
     assert by_name["dead"].steps == 10  # from its metrics: it wrote no statistics
     json.dumps([s.to_dict() for s in summaries])
     with pytest.raises(UnusableInputError):
