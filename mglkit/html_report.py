@@ -213,9 +213,9 @@ def _intervals(by_column: dict, metric: str, part: str = "metrics", group: str |
 
 
 def _differs(intervals: list[Interval]) -> bool:
-    """Whether the columns' scores differ at all: a metric equal in every column (retrieval does
-    not depend on the model) is left to the table."""
-    return len({(i.value, i.low, i.high) for i in intervals}) > 1
+    """Whether a metric is worth a figure: one column's score (an adapter's reward accuracy) is;
+    a score equal in every column (retrieval does not depend on the model) is left to the table."""
+    return len(intervals) == 1 or len({(i.value, i.low, i.high) for i in intervals}) > 1
 
 
 def eval_view(item: EvalInput, names: list[str]) -> dict:

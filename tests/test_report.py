@@ -301,6 +301,7 @@ def test_report_is_one_self_contained_file_and_says_what_is_missing(tmp_path):
     assert "<script" not in html
     assert not re.search(r'(src|href)="(?!data:|#)', html) and not re.search(r"url\((?!#)", html)  # nothing loaded
     assert html.count("<svg") >= 6 + 2  # curves, the forest plot and the period bars
+    assert "not drawn" not in html  # acc differs between the columns
     assert "0.6543" in html and "4,322" not in html and "4322" in html  # avg_loss, tokens/s (4 digits)
     assert "0.4375" in html and "+0.188*" in html  # the adapter's acc and its starred delta
     assert "Чингис хаан хэдэн онд төрсөн бэ?" in html and "1162 онд" in html and "✓ matches" in html
@@ -332,3 +333,25 @@ def test_report_refuses_a_folder_that_is_no_run_and_a_missing_eval(tmp_path):
     (tmp_path / "other.json").write_text('{"verdict": "pass"}')
     with pytest.raises(UnusableInputError, match="not `mglkit eval --json` output"):
         render_report([], [tmp_path / "other.json"])
+
+
+def test_an_evaluation_alone_as_eval_html_writes_it(tmp_path):
+    from mglkit.html_report import render_report
+
+    same = {"metrics": {"mrr": {"value": 0.99, "ci95": [0.97, 1.0], "n": 60}}}
+    data = {
+        "suite": "benchmarks",
+        "columns": ["base", "a"],
+        "evaluators": {
+            "retrieval": {"base": same, "a": same},
+            "preference": {"a": {"metrics": {"reward_accuracy": {"value": 0.53, "ci95": [0.4, 0.67], "n": 60}}}},
+        },
+    }
+    items = [
+        {"evaluator": "fluency", "column": c, "prompt": "Чингис хааны тухай ярина уу?", "generation": g}
+        for c, g in (("base", "Монгол Улс"), ("a", "Тэмүжин 1162 онд төрсөн."))
+    ]
+    html = render_report(evals=[data], items=[items])
+    assert html.count("<svg") == 1  # the adapter's reward accuracy; retrieval's equal mrr stays in the table
+    assert "Equal in every column, so not drawn: mrr." in html
+    assert "Тэмүжин 1162 онд төрсөн." in html and "No run folder given" in html
