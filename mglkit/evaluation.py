@@ -174,18 +174,20 @@ def _deltas(results: dict[str, dict[str, EvalResult]], seed: int) -> dict:
     return out
 
 
+def item_records(report: EvalReport):
+    """Per-item results, each naming its evaluator and column (what ``--save-items`` writes)."""
+    return (
+        {"evaluator": name, "column": column, **item}
+        for name, by_column in report.results.items()
+        for column, result in by_column.items()
+        for item in result.items
+    )
+
+
 def save_items(report: EvalReport, path: str | Path) -> None:
     from .pairs import write_jsonl
 
-    write_jsonl(
-        (
-            {"evaluator": name, "column": column, **item}
-            for name, by_column in report.results.items()
-            for column, result in by_column.items()
-            for item in result.items
-        ),
-        path,
-    )
+    write_jsonl(item_records(report), path)
 
 
 def command(pm, name: str):

@@ -64,6 +64,16 @@ def _holder(fd: int) -> str:
         return "?"
 
 
+def held(path: Path) -> bool:
+    """Whether a live process holds the lock at ``path`` (read from the process id it wrote; probing
+    with flock could make a writer trying at that instant fail)."""
+    try:
+        pid = path.read_text().strip()
+    except OSError:
+        return False
+    return pid.isdigit() and alive(int(pid))
+
+
 def release_lock(fd: int, path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

@@ -314,3 +314,31 @@ def print_eval(report, out=None) -> None:
         out.print(f"[yellow]warning: {escape(warning)}[/]")
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     out.print(f"[dim]time: {timing}[/]")
+
+
+def print_runs(summaries, out=None) -> None:
+    """``mglkit runs``: one row per run (``mglkit.runlist.RunSummary``)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = out or console()
+    if not summaries:
+        out.print("no runs found")
+        return
+    table = Table(header_style="bold", show_edge=False)
+    with_benchmarks = any(s.benchmarks for s in summaries)
+    columns = ("run", "status", "base", "trainer", "date", "steps", "eval loss (best)", "reward acc")
+    for column in columns + (("benchmarks",) if with_benchmarks else ()):
+        table.add_column(column, justify="right" if column in columns[5:] else "left")
+    styles = {"finished": "green", "stopped": "red", "running": "yellow"}
+
+    def num(value):
+        return "—" if value is None else f"{value:.4g}"
+
+    for s in summaries:
+        loss = "—" if s.eval_loss is None else f"{s.eval_loss:.4f} ({s.best_eval_loss:.4f})"
+        marks = [", ".join(f"{k} {v:.3f}" for k, v in s.benchmarks.items())] if with_benchmarks else []
+        table.add_row(escape(s.name), f"[{styles.get(s.status, '')}]{s.status}[/]", escape(s.base or "—"),
+                      s.trainer or "—", (s.date or "—")[:16].replace("T", " "), num(s.steps), loss,
+                      num(s.reward_accuracy), *marks)  # fmt: skip
+    out.print(table)
