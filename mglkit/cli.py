@@ -32,6 +32,8 @@ BUILTIN_COMMANDS = {
     "index": "mglkit.retrieval",
     "export": "mglkit.export",
     "plugins": "mglkit.plugins",
+    "report": "mglkit.html_report",
+    "runs": "mglkit.runlist",
 }
 KEY_LIBRARIES = ("pluggy", "click", "rich", "torch", "transformers", "peft", "trl", "accelerate")
 BUG = 70  # EX_SOFTWARE: an exception mglkit did not expect

@@ -114,6 +114,7 @@ class TrainConfig:
         multiple=True,
     )
     samples: int = setting(int, 8, "Sample generations written at the end.", min=0)
+    plots: bool = setting(bool, True, "PNGs of the training curves in training_logs/plots/ (extra: report).")
     max_new_tokens: int = setting(int, 96, "Tokens of each sample generation (GRPO: of each completion).", min=1)
     eval_suite: str | None = setting(
         str, None, "At the end, evaluate base vs adapter on this suite.", optional=True, flag="--eval"

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tasks
 from .config import EvalConfig
 from .errors import ConfigError, UnusableInputError
 from .stats import Delta, paired_delta
@@ -142,13 +143,12 @@ def evaluate(
             key = f"{suite.name}/{evaluator.name}" if several else evaluator.name
             start = time.perf_counter()
             results[key] = {}
-            for scorer in columns:
-                context = EvalContext(
-                    reference=None if scorer is columns[0] else columns[0],
-                    seed=config.seed,
-                    max_new_tokens=config.max_new_tokens,
-                )
-                results[key][scorer.name] = evaluator.evaluate(scorer, suite, context)
+            with tasks.progress(f"eval {key}", total=len(columns)) as task:
+                for scorer in columns:
+                    reference = None if scorer is columns[0] else columns[0]
+                    context = EvalContext(reference, seed=config.seed, max_new_tokens=config.max_new_tokens)
+                    results[key][scorer.name] = evaluator.evaluate(scorer, suite, context)
+                    task.advance()
             seconds[key] = round(time.perf_counter() - start, 2)
     files = {
         f"{suite.name}/{name}" if several else name: info for suite in suites for name, info in suite.files.items()
@@ -205,18 +205,31 @@ def command(pm, name: str):
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
     @click.option("--markdown", is_flag=True, help="A Markdown table (for model cards).")
     @click.option("--save-items", "items_file", type=click.Path(dir_okay=False), help="Per-item results as JSONL.")
+    @click.option("--html", "html_file", type=click.Path(dir_okay=False),
+                  help="Also write the evaluation as one self-contained HTML file (extra: report).")  # fmt: skip
     @config_option("eval")
-    def eval_command(suites, as_json, markdown, items_file, config_file, **values):
+    def eval_command(suites, as_json, markdown, items_file, html_file, config_file, **values):
         """Evaluate a base model and adapters side by side on suites (`benchmarks`, a folder, PREFIX:PATH)."""
         from .config import load_config
         from .outputs import refuse_input
 
         config = load_config(EvalConfig, config_file, suites=list(suites), **given(values, specs))
-        if items_file:
-            refuse_input(items_file, [config.train_data] if config.train_data else [], "--save-items")
+        inputs = [config.train_data] if config.train_data else []
+        for option, target in (("--save-items", items_file), ("--html", html_file)):
+            if target:
+                refuse_input(target, inputs, option)
+        if html_file:
+            from .plots import require
+
+            require("jinja2")  # a missing extra fails now, not after the evaluation
         report = evaluate(config, pm=pm)
         if items_file:
             save_items(report, items_file)
+        if html_file:
+            from .html_report import write_report
+
+            title = f"mglkit eval: {report.suite}"
+            write_report(html_file, evals=[report.to_dict()], items=[list(item_records(report))], title=title)
         if as_json:
             from .report import write_json
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from . import tasks
 from .errors import UnusableInputError
 from .models import ModelOptions, adapter_base, load_adapter, load_model
 from .outputs import OutputFolder, write_text
@@ -39,10 +40,11 @@ def export_merged(adapter_dir, output, base: str | None = None, dtype: str = "fp
     if not base:
         raise UnusableInputError(f"{adapter_dir}: the adapter does not name its base model", hint="give --base")
     folder = _folder(adapter_dir, output, overwrite)
-    model, tokenizer = load_model(base, ModelOptions(precision=dtype, device="cpu"))
-    merged = load_adapter(model, adapter_dir, base).merge_and_unload()
+    with tasks.progress(f"merging {Path(adapter_dir).name} into {base}"):
+        model, tokenizer = load_model(base, ModelOptions(precision=dtype, device="cpu"))
+        merged = load_adapter(model, adapter_dir, base).merge_and_unload()
     merged.config._name_or_path = f"{base} + {Path(adapter_dir).name} (merged)"
-    with folder as build:
+    with folder as build, tasks.progress(f"writing {folder.path}"):
         merged.save_pretrained(build, safe_serialization=True, max_shard_size="2GB")
         tokenizer.save_pretrained(build)
         write_text(build / "README.md", _card(adapter_dir, base, dtype))

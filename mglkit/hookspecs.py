@@ -62,6 +62,12 @@ def log_metrics(run: Any, step: int, metrics: dict[str, float]) -> None:
 
 
 @hookspec
+def run_checkpoint(run: Any, step: int) -> None:
+    """Called after a trainer saved a checkpoint at an optimizer step (plots of the run so far...). A
+    failing implementation is reported and never fails the run."""
+
+
+@hookspec
 def run_finished(run: Any) -> None:
     """Called once a training run's outputs are written (``run.dir``, ``run.logs``): plots, uploads,
     notifications. A failing implementation is reported and never fails the run."""

@@ -372,3 +372,30 @@ def write_report(
     with write_file(output, "wb") as out:
         out.write(html.encode("utf-8"))
     return Path(output)
+
+
+def command(pm, name: str):
+    """``mglkit report RUN... [--eval FILE]... [--items FILE]... --output FILE``"""
+    import click
+
+    from .cli import exit_help
+
+    @click.command(name, epilog=exit_help(None))
+    @click.argument("runs", nargs=-1)
+    @click.option("--eval", "evals", multiple=True, type=click.Path(dir_okay=False),
+                  help="An `mglkit eval --json` file; repeat for several.")  # fmt: skip
+    @click.option("--items", multiple=True, type=click.Path(dir_okay=False),
+                  help="Its per-item results (`eval --save-items`), for the sample generations.")  # fmt: skip
+    @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+    @click.option("--title", help="The page's title.")
+    def report(runs, evals, items, output, title):
+        """One self-contained HTML file of runs (curves, settings, samples) and evaluations; never loads a model."""
+        from .outputs import refuse_input
+
+        if not runs and not evals:
+            raise click.UsageError("give a run folder or an --eval file")
+        refuse_input(output, [*evals, *items], "--output")
+        click.echo(f"wrote {write_report(output, runs, evals, items, title)}")
+        return 0
+
+    return report

@@ -78,6 +78,11 @@ class Run:
             log.info(message)
             tasks.note(message)
 
+    def checkpointed(self, step: int) -> None:
+        """A trainer saved a checkpoint: the ``run_checkpoint`` hook hears of it."""
+        if self.is_main:
+            call_safely(self.pm, "run_checkpoint", run=self, step=step)
+
     def rewind(self, step: int) -> None:
         """On resume, forget what was logged after the checkpoint (it will be logged again), and a
         torn last line of a killed run."""
@@ -152,3 +157,12 @@ def training_stats(run: Run, plan: dict, result, validation: dict | None) -> dic
     stats.update(result.stats)
     stats["validation"] = validation
     return stats
+
+
+def call_safely(pm, hook: str, **kwargs) -> None:
+    """Call a hook whose failures are notes, never the run's end (plots, uploads...)."""
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except Exception as exc:
+            tasks.note(f"warning: plugin '{impl.plugin_name}' failed in {hook}: {type(exc).__name__}: {exc}")

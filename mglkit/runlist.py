@@ -101,3 +101,30 @@ def list_runs(
     present = [s for s in summaries if getattr(s, sort) is not None]
     absent = [s for s in summaries if getattr(s, sort) is None]
     return sorted(present, key=lambda s: getattr(s, sort), reverse=reverse) + absent
+
+
+def command(pm, name: str):
+    """``mglkit runs [DIR]...``"""
+    import click
+
+    from .cli import exit_help
+
+    @click.command(name, epilog=exit_help(None))
+    @click.argument("directories", nargs=-1)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable listing.")
+    @click.option("--sort", default="date", show_default=True, type=click.Choice(SORT_KEYS), help="Sort by.")
+    @click.option("--reverse", is_flag=True, help="Largest first.")
+    def runs(directories, as_json, sort, reverse):
+        """Every mglkit run under DIR (default: runs/ and models/), two levels deep: finished, stopped, running."""
+        summaries = list_runs(list(directories) or None, sort, reverse)
+        if as_json:
+            from .report import write_json
+
+            write_json([summary.to_dict() for summary in summaries])
+        else:
+            from .report import print_runs
+
+            print_runs(summaries)
+        return 0
+
+    return runs

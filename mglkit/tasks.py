@@ -52,13 +52,15 @@ _reporter: Reporter = _Silent()
 
 
 @contextlib.contextmanager
-def progress(description: str, total: float | None = None) -> Iterator[Task]:
-    """A task shown while the block runs (``total=None``: a spinner, no ETA)."""
-    task = _reporter.start(description, total)
+def progress(description: str, total: float | None = None, show: bool = True) -> Iterator[Task]:
+    """A task shown while the block runs (``total=None``: a spinner, no ETA). ``show=False`` gives a
+    task that shows nothing (the other processes of a distributed run)."""
+    reporter = _reporter if show else _Silent()
+    task = reporter.start(description, total)
     try:
         yield task
     finally:
-        _reporter.finish(task)
+        reporter.finish(task)
 
 
 def note(message: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,7 @@ from .preference import (
 )
 from .prompts import PromptFormat
 from .resources import resolve_data_path
-from .run import Run, checkpoint_dirs
+from .run import Run, call_safely, checkpoint_dirs
 from .types import TrainJob
 
 SAMPLE_SEED = 0
@@ -73,6 +74,35 @@ def resume_point(config: TrainConfig, output: Path) -> Path | None:
     return points[-1]
 
 
+@dataclasses.dataclass
+class Prepared:
+    """Everything decided and loaded before a run starts."""
+
+    config: TrainConfig
+    trainer: Any
+    options: SimpleNamespace
+    data_path: Path
+    validation: dict | None  # the data's validation summary, recorded in training_stats.json
+    model: Any
+    tokenizer: Any
+    fmt: PromptFormat
+    model_options: ModelOptions
+    data: planning.Data
+    plan: dict
+
+    @functools.cached_property
+    def args(self) -> dict:
+        """training_args.json: written when the run starts, so a running run says what it is."""
+        return {
+            "mglkit_version": __version__,
+            "config": dataclasses.asdict(self.config) | {"options": vars(self.options)},
+            "method": self.trainer.describe(self.options),
+            "prompt_format": self.fmt.to_dict(),
+            "dataset_sha256": _sha256(self.data_path),
+            "dataset_path": str(self.data_path),
+        }
+
+
 def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
     """Run a training job; returns the training statistics (also in training_stats.json), or the plan
     with ``dry_run``."""
@@ -89,6 +119,17 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
         config.output, "run", overwrite=overwrite, resume=config.resume is not None, inputs=[data_path]
     )
     distributed.on_main(lambda: _check_output(folder, config))
+    prepared = prepare(config, trainer, options, data_path, pm)
+    if config.dry_run:
+        return prepared.plan
+    for name, source in sorted(config.origin.items()):
+        if name in ("base", "dataset"):
+            tasks.note(f"{name} chosen by {source}: {getattr(config, name)}")
+    return _run(prepared, pm, folder)
+
+
+def prepare(config: TrainConfig, trainer, options, data_path: Path, pm) -> Prepared:
+    """Data, split, model, tokens and the plan; a plan that cannot run is an error, before any writing."""
     records, validation = planning.records(trainer, options, config, data_path)
     train_items, eval_items = split_train_eval(records, config.eval_split, config.seed)
     if not train_items:
@@ -102,69 +143,54 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
     fmt = PromptFormat(chat_template=config.chat_template and bool(tokenizer.chat_template))
     data = planning.tokenized(trainer, config, tokenizer, fmt, train_items, eval_items)
     plan = planning.make_plan(config, trainer, data, model, model_options)
-    if config.dry_run:
-        return plan
-    if plan["optimizer_steps"] == 0:
+    if plan["optimizer_steps"] == 0 and not config.dry_run:
         raise ConfigError(
             f"the plan has 0 optimizer steps ({plan['train_pairs']} training pairs, "
             f"--batch-size {config.batch_size}, {distributed.world_size()} processes)",
             hint="lower --batch-size, or add pairs",
         )
-    for name, source in sorted(config.origin.items()):
-        if name in ("base", "dataset"):
-            tasks.note(f"{name} chosen by {source}: {getattr(config, name)}")
-    return _run(
-        config, trainer, options, pm, folder, model, tokenizer, fmt, data, plan, model_options, data_path, validation
-    )
+    return Prepared(config, trainer, options, data_path, validation, model, tokenizer, fmt, model_options, data, plan)
 
 
-def _run(
-    config, trainer, options, pm, folder, model, tokenizer, fmt, data, plan, model_options, data_path, validation
-) -> dict:
+def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
+    config = prepared.config
     with contextlib.ExitStack() as stack:
         # the main process takes the folder's lock and says where every process writes
         build = Path(distributed.on_main(lambda: str(stack.enter_context(folder))))
         run = Run(build, config, pm, is_main=distributed.is_main())
         stack.callback(run.close)
         run.open()
-        for line in planning.plan_lines(plan):
+        if run.is_main:
+            write_json(run.dir / "training_args.json", prepared.args)
+        for line in planning.plan_lines(prepared.plan):
             run.note(line)
         resume_from = resume_point(config, build)
         if resume_from is not None:
             run.rewind(int(resume_from.name.split("-")[-1]))
             run.note(f"resuming from {resume_from}")
+        data, options = prepared.data, prepared.model_options
         job = TrainJob(
             config=config,
-            options=options,
-            model=model,
-            tokenizer=tokenizer,
+            options=prepared.options,
+            model=prepared.model,
+            tokenizer=prepared.tokenizer,
             lora=lora_config(config),
             train=data.train,
             eval=data.eval,
             train_records=data.train_records,
             eval_records=data.eval_records,
             run=run,
-            precision=model_options.resolved_precision,
-            device=model_options.device_type,
+            precision=options.resolved_precision,
+            device=options.device_type,
             resume_from=resume_from,
         )
-        result = trainer.train(job)
+        result = prepared.trainer.train(job)
         if not result.is_main:
             return {}
-        stats = write_outputs(
-            run, trainer, options, result, tokenizer, fmt, plan, data_path, data.samples, pm, validation
-        )
+        stats = write_outputs(run, prepared, result, pm)
     run.dir = folder.path  # a replacement was built beside and is now swapped into place
-    _finished(run, pm)
+    call_safely(pm, "run_finished", run=run)
     return stats
-
-
-def _finished(run: Run, pm) -> None:
-    for impl in pm.hook.run_finished.get_hookimpls():
-        try:
-            impl.function(*[{"run": run}[name] for name in impl.argnames])
-        except Exception as exc:  # a plot or an upload must never fail a finished run
-            tasks.note(f"warning: plugin '{impl.plugin_name}' failed after the run: {type(exc).__name__}: {exc}")
 
 
 def save_adapter(model, folder: Path, tokenizer, state: dict | None = None) -> None:
@@ -187,31 +213,24 @@ def save_adapter(model, folder: Path, tokenizer, state: dict | None = None) -> N
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_outputs(run, trainer, options, result, tokenizer, fmt, plan, data_path, samples, pm, validation) -> dict:
+def write_outputs(run, prepared: Prepared, result, pm) -> dict:
     from .markdown import model_card
     from .run import training_stats
 
-    model = result.model
+    model, tokenizer, fmt = result.model, prepared.tokenizer, prepared.fmt
     save_adapter(model, run.dir / "last", tokenizer)
     save_adapter(model, run.dir, tokenizer, result.best_adapter)  # the best by eval loss, else the last
-    samples = samples[: run.config.samples]
+    samples = prepared.data.samples[: run.config.samples]
     answers = generate(model, tokenizer, [q for q, _ in samples], fmt, run.config.max_new_tokens, seed=SAMPLE_SEED)
     write_jsonl(
         ({"prompt": q, "generation": a, "reference": ref} for (q, ref), a in zip(samples, answers, strict=True)),
         run.logs / "sample_generations.jsonl",
     )
-    stats = training_stats(run, plan, result, validation)
+    stats = training_stats(run, prepared.plan, result, prepared.validation)
     benchmarks = None
     if run.config.eval_suite:
-        benchmarks = _evaluate_at_end(run, model, tokenizer, fmt, pm, data_path, stats)
-    args = {
-        "mglkit_version": __version__,
-        "config": dataclasses.asdict(run.config) | {"options": vars(options)},
-        "method": trainer.describe(options),
-        "prompt_format": fmt.to_dict(),
-        "dataset_sha256": _sha256(data_path),
-        "dataset_path": str(data_path),
-    }
+        benchmarks = _evaluate_at_end(run, model, tokenizer, fmt, pm, prepared.data_path, stats)
+    args = prepared.args
     write_json(run.dir / "training_args.json", args)
     write_json(run.logs / "training_stats.json", stats)
     write_text(run.dir / "README.md", model_card(run.config, stats, args, benchmarks))

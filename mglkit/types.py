@@ -112,6 +112,9 @@ class RunLog(Protocol):
     def note(self, message: str) -> None:
         """One line for the log and the terminal."""
 
+    def checkpointed(self, step: int) -> None:
+        """Say a checkpoint was saved at ``step`` (the ``run_checkpoint`` hook hears of it)."""
+
 
 @dataclass
 class TrainJob:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from accelerate import Accelerator
 
+import mglkit
 from mglkit import StoppedError, TrainResult, UnusableInputError, peak_memory_mb
 from mglkit.preference import collate, micro_batches_per_epoch, steps_per_epoch, truncate_keep_prompt_end
 
@@ -269,11 +270,14 @@ def reference_logps(model, pairs, pad: int, batch_size: int, accelerator):
 
     chosen, rejected = torch.zeros(len(pairs)), torch.zeros(len(pairs))
     model.eval()
-    with torch.no_grad(), model.disable_adapter(), accelerator.autocast():
-        for first in range(0, len(pairs), 2 * batch_size):
-            part = pairs[first : first + 2 * batch_size]
-            logps, _ = completion_logps(model, **_to(collate(part, pad), accelerator.device))
-            chosen[first : first + len(part)], rejected[first : first + len(part)] = logps.float().cpu().chunk(2)
+    show = accelerator.is_main_process
+    with mglkit.progress("reference log-probs", total=len(pairs), show=show) as task, torch.no_grad():
+        with model.disable_adapter(), accelerator.autocast():
+            for first in range(0, len(pairs), 2 * batch_size):
+                part = pairs[first : first + 2 * batch_size]
+                logps, _ = completion_logps(model, **_to(collate(part, pad), accelerator.device))
+                chosen[first : first + len(part)], rejected[first : first + len(part)] = logps.float().cpu().chunk(2)
+                task.advance(len(part))
     return chosen, rejected
 
 
@@ -338,6 +342,7 @@ def checkpoint(loop: Loop, state: LoopState):
         model = loop.accelerator.unwrap_model(loop.model)
         save_checkpoint(folder, model, loop.optimizer, loop.scheduler, state.to_json(), loop.best_adapter)
     loop.accelerator.wait_for_everyone()
+    loop.job.run.checkpointed(state.step)
     return folder
 
 

@@ -57,6 +57,7 @@ class Bridge(TrainerCallback):
         if pickled.is_file():
             (folder / "training_args.json").write_text(args.to_json_string())
             pickled.unlink()
+        self.run.checkpointed(state.global_step)
 
 
 def shared_args(job) -> dict:
