@@ -7,10 +7,11 @@ backward through LoRA) at the padding ratios of real and wider length spreads.
 Length spreads: ``bundled`` is data/mgl_history_grpo.jsonl tokenized with mglkit:tiny's tokenizer
 (its chat template, max length 512, mglkit's truncation); ``wide`` is synthetic: prompts of 8-64
 tokens, completions log-uniform from 16 to 448. Batches are drawn as the dpo loop draws them
-(shuffled, ``--batch-size`` pairs: chosen rows then rejected rows). Three layouts per batch:
-``padded`` (collate), ``packed`` (one row, block-causal mask), ``rows`` (packed into rows as long as
-the longest sequence). The time is the median over batches of each layout's step, layouts
-interleaved batch by batch so the machine's load falls on all of them alike.
+(shuffled, ``--batch-size`` pairs: chosen rows then rejected rows). Layouts per batch: ``padded``
+(collate), ``1 row`` (everything packed into one row, block-causal mask), ``rows x1`` and
+``rows x2`` (packed into rows of at most 1 or 2 times the longest sequence). Each cell is the
+median over batches of that layout's step, and its share of the padded batch's positions; layouts
+are interleaved batch by batch so the machine's load falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bench_train import SHAPES  # noqa: E402  (the same CPU model as the trainin
 
 SHAPES = {**SHAPES, "cuda": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=8,
                                  num_attention_heads=16, num_key_value_heads=8)}  # fmt: skip
-LAYOUTS = ("padded", "packed", "rows")
+LAYOUTS = ("padded", "1 row", "rows x1", "rows x2")
 
 
 def bundled_pairs(tokenizer_name: str, max_length: int):
@@ -62,7 +63,8 @@ def layouts(batch: dict) -> dict:
     from mglkit.packing import pack_batch
 
     longest = int(batch["attention_mask"].sum(dim=1).max())
-    return {"padded": batch, "packed": pack_batch(batch), "rows": pack_batch(batch, row_length=longest)}
+    return {"padded": batch, "1 row": pack_batch(batch), "rows x1": pack_batch(batch, row_length=longest),
+            "rows x2": pack_batch(batch, row_length=2 * longest)}  # fmt: skip
 
 
 def make_model(device: str, vocab: int):
@@ -99,6 +101,7 @@ def step_seconds(model, batch: dict, device: str) -> float:
 
 
 def measure(model, pairs, args) -> dict:
+    """Per layout: the median step time and the positions computed, over the spread's batches."""
     from mglkit.packing import padding_ratio
     from mglkit.preference import collate
 
@@ -107,17 +110,18 @@ def measure(model, pairs, args) -> dict:
     groups = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
     groups = [g for g in groups if len(g) == args.batch_size][: args.batches]
     times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
-    padding, tokens = [], 0
+    positions = dict.fromkeys(LAYOUTS, 0)
+    padding = []
     for number, group in enumerate(groups):
         batch = collate([pairs[i] for i in group], pad_id=0)
         padding.append(padding_ratio(batch["attention_mask"]))
-        tokens += int(batch["attention_mask"].sum())
         for name, laid_out in layouts(batch).items():
             if number == 0:
                 step_seconds(model, laid_out, args.device)  # warm-up
             times[name].append(step_seconds(model, laid_out, args.device))
-    return {"batches": len(groups), "padding": statistics.mean(padding), "tokens": tokens,
-            **{name: statistics.median(t) for name, t in times.items()}}  # fmt: skip
+            positions[name] += laid_out["input_ids"].numel()
+    return {"batches": len(groups), "padding": statistics.mean(padding),
+            "seconds": {name: statistics.median(t) for name, t in times.items()}, "positions": positions}  # fmt: skip
 
 
 def main() -> None:
@@ -137,13 +141,14 @@ def main() -> None:
     model = make_model(args.device, vocab)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"device {args.device}, batch {args.batch_size} pairs")  # fmt: skip
-    print("| spread | batches | padding | padded s | packed (1 row) s | rows s | packed speed-up | rows speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| spread | batches | padding | padded s/step | " + " | ".join(LAYOUTS[1:]) + " |")
+    print("|---|---:|---:|---:|" + "---:|" * (len(LAYOUTS) - 1))
     for name in args.spreads:
         r = measure(model, spreads[name], args)
-        cells = [name, r["batches"], f"{r['padding']:.0%}", *(f"{r[k]:.3f}" for k in LAYOUTS),
-                 f"{r['padded'] / r['packed']:.2f}x", f"{r['padded'] / r['rows']:.2f}x"]  # fmt: skip
-        print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+        base, padded_positions = r["seconds"]["padded"], r["positions"]["padded"]
+        packed = [f"{r['seconds'][k]:.3f} s, {base / r['seconds'][k]:.2f}x, "
+                  f"{r['positions'][k] / padded_positions:.0%} of positions" for k in LAYOUTS[1:]]  # fmt: skip
+        print(f"| {name} | {r['batches']} | {r['padding']:.0%} | {base:.3f} | " + " | ".join(packed) + " |", flush=True)
 
 
 if __name__ == "__main__":

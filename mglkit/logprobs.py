@@ -96,7 +96,7 @@ def packed_attention_inputs(model, attention_mask, position_ids, sequence_ids) -
     """
     import torch
 
-    implementation = model.config._attn_implementation or "eager"
+    implementation = attention_implementation(model)
     if "flash" in implementation:
         if len(sequence_ids) != 1 or not bool(attention_mask.all()):
             raise ValueError("flash attention takes a packed batch as one row without padding (pack_batch's default)")
@@ -111,6 +111,11 @@ def packed_attention_inputs(model, attention_mask, position_ids, sequence_ids) -
             ~allowed, torch.finfo(dtype).min
         )
     return {"attention_mask": allowed, "position_ids": position_ids}
+
+
+def attention_implementation(model) -> str:
+    """The attention kind transformers dispatches to for this model (sdpa, eager, flash_attention_2, ...)."""
+    return _unwrap(model).config._attn_implementation or "eager"
 
 
 def block_causal_mask(sequence_ids, position_ids, window: int | None = None):

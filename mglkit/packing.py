@@ -44,6 +44,20 @@ def pack_batch(batch: dict, *, row_length: int | None = None) -> dict:
     return {key: value.to(batch["input_ids"].device) for key, value in out.items()}
 
 
+def pack_for(model, batch: dict) -> dict:
+    """The layout of ``batch`` that suits the model's attention. Flash attention: one packed row (its
+    varlen kernels skip the other sequences). An explicit mask (sdpa, eager) costs the square of a
+    row's length, so: whichever of the padded batch and rows of at most 1 or 2 times the longest
+    sequence computes the fewest positions (the padded batch itself where packing saves nothing)."""
+    from .logprobs import attention_implementation
+
+    if "flash" in attention_implementation(model):
+        return pack_batch(batch)
+    longest = int(batch["attention_mask"].sum(dim=1).max())
+    layouts = [batch, *(pack_batch(batch, row_length=factor * longest) for factor in (1, 2))]
+    return min(layouts, key=lambda layout: layout["input_ids"].numel())
+
+
 _KEYS = ("input_ids", "attention_mask", "completion_mask", "position_ids", "sequence_ids")
 
 

@@ -82,7 +82,7 @@ class ReferenceKey:
     sequences: str  # sequences_digest(...)
     precision: str  # fp32 / bf16 / fp16
     quantization: str | None  # None or "4bit"
-    attention: str  # model.config._attn_implementation
+    attention: str  # mglkit.logprobs.attention_implementation(model)
     device_type: str  # cpu / cuda / ...
     extra: dict = field(default_factory=dict)
     libraries: dict = field(default_factory=lambda: _library_versions())

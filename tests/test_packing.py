@@ -6,7 +6,7 @@ import torch
 from random_models import assert_close_sums, devices, lora_grads, random_batch, random_model, with_lora
 
 from mglkit.logprobs import completion_logps, packed_attention_inputs
-from mglkit.packing import pack_batch, padding_ratio
+from mglkit.packing import pack_batch, pack_for, padding_ratio
 
 
 def test_one_row_holds_every_sequence_in_order():
@@ -36,6 +36,21 @@ def test_rows_of_a_given_length_take_each_sequence_once():
     assert len(packed["input_ids"]) < 16  # sequences share rows
 
 
+@pytest.mark.slow
+def test_masked_attention_gets_the_layout_with_fewest_positions():
+    model = random_model("mistral-32k", vocab_size=500)
+    batch = random_batch(8, 500, seed=6)
+    longest = int(batch["attention_mask"].sum(dim=1).max())
+    sizes = [batch["input_ids"].numel()] + [
+        pack_batch(batch, row_length=f * longest)["input_ids"].numel() for f in (1, 2)
+    ]
+    packed = pack_for(model, batch)
+    assert packed["input_ids"].numel() == min(sizes) < sizes[0] and "sequence_ids" in packed
+    even = {k: v[:, :20] for k, v in random_batch(4, 500, lengths=(20, 20)).items()}  # no padding
+    assert pack_for(model, even) is even  # nothing to save: the padded batch as it is
+
+
+@pytest.mark.slow
 def test_mixed_window_layers_refuse_sequences_longer_than_the_window():
     model = random_model("qwen2-152k", vocab_size=500, use_sliding_window=True, sliding_window=8, max_window_layers=1)
     packed = pack_batch(random_batch(2, 500))
@@ -59,6 +74,7 @@ def packed_and_padded(model, batch, row_length, **kwargs):
         ("mistral-32k", "sdpa", None, {"sliding_window": 8}),  # the window reaches inside sequences
         ("qwen2-152k", "sdpa", 64, {}),
     ],
+    ids=["sdpa-one-row", "eager-one-row", "sdpa-rows", "sdpa-window-8", "qwen2-152k-rows"],
 )
 def test_packed_logps_equal_padded(shape, attn, row_length, extra, device):
     model = random_model(shape, attn=attn, **extra).to(device)
