@@ -131,18 +131,31 @@ def block_causal_mask(sequence_ids, position_ids, window: int | None = None):
     return allowed[:, None]
 
 
-def _sliding_window(config, longest: int) -> int | None:
-    """The window every attention layer applies, or None where no window reaches a sequence."""
+def can_pack(model, longest: int) -> bool:
+    """Whether packed sequences of up to ``longest`` tokens give this model's padded-batch results."""
+    implementation = attention_implementation(model)
+    if "flash" in implementation:
+        return True
+    return implementation in MASKED_ATTENTION and _one_mask_serves(_unwrap(model).config, longest)
+
+
+def _one_mask_serves(config, longest: int) -> bool:
+    """No sliding window reaches inside a sequence, or every layer has the same window."""
     window = getattr(config, "sliding_window", None)
     if not window or longest <= window:
-        return None
-    kinds = set(getattr(config, "layer_types", None) or ["sliding_attention"])
-    if kinds != {"sliding_attention"}:
+        return True
+    return set(getattr(config, "layer_types", None) or ["sliding_attention"]) == {"sliding_attention"}
+
+
+def _sliding_window(config, longest: int) -> int | None:
+    """The window every attention layer applies, or None where no window reaches a sequence."""
+    if not _one_mask_serves(config, longest):
         raise ValueError(
-            f"this model mixes full and sliding-window ({window}) attention layers and a packed sequence is "
-            f"{longest} tokens long; one mask cannot serve both: use padded batches"
+            f"this model mixes full and sliding-window ({config.sliding_window}) attention layers and a packed "
+            f"sequence is {longest} tokens long; one mask cannot serve both: use padded batches"
         )
-    return window
+    window = getattr(config, "sliding_window", None)
+    return window if window and longest > window else None
 
 
 def _unwrap(model):

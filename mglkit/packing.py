@@ -48,12 +48,15 @@ def pack_for(model, batch: dict) -> dict:
     """The layout of ``batch`` that suits the model's attention. Flash attention: one packed row (its
     varlen kernels skip the other sequences). An explicit mask (sdpa, eager) costs the square of a
     row's length, so: whichever of the padded batch and rows of at most 1 or 2 times the longest
-    sequence computes the fewest positions (the padded batch itself where packing saves nothing)."""
-    from .logprobs import attention_implementation
+    sequence computes the fewest positions (the padded batch itself where packing saves nothing, or
+    where one mask cannot serve the model: sliding-window layers beside full ones, other kernels)."""
+    from .logprobs import attention_implementation, can_pack
 
+    longest = int(batch["attention_mask"].sum(dim=1).max())
+    if not can_pack(model, longest):
+        return batch
     if "flash" in attention_implementation(model):
         return pack_batch(batch)
-    longest = int(batch["attention_mask"].sum(dim=1).max())
     layouts = [batch, *(pack_batch(batch, row_length=factor * longest) for factor in (1, 2))]
     return min(layouts, key=lambda layout: layout["input_ids"].numel())
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from random_models import assert_close_sums, devices, lora_grads, random_batch, random_model, with_lora
 
-from mglkit.logprobs import completion_logps, packed_attention_inputs
+from mglkit.logprobs import can_pack, completion_logps, packed_attention_inputs
 from mglkit.packing import pack_batch, pack_for, padding_ratio
 
 
@@ -53,9 +53,12 @@ def test_masked_attention_gets_the_layout_with_fewest_positions():
 @pytest.mark.slow
 def test_mixed_window_layers_refuse_sequences_longer_than_the_window():
     model = random_model("qwen2-152k", vocab_size=500, use_sliding_window=True, sliding_window=8, max_window_layers=1)
-    packed = pack_batch(random_batch(2, 500))
+    batch = random_batch(2, 500)
+    packed = pack_batch(batch)
     with pytest.raises(ValueError, match="mixes full and sliding-window"):
         packed_attention_inputs(model, packed["attention_mask"], packed["position_ids"], packed["sequence_ids"])
+    assert pack_for(model, batch) is batch  # so pack_for keeps the batch padded
+    assert can_pack(model, 8) and not can_pack(model, 9)  # up to the window, one mask serves all layers
 
 
 def packed_and_padded(model, batch, row_length, **kwargs):
