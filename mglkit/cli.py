@@ -105,21 +105,30 @@ class _Group(click.Group):
             return result if isinstance(result, int) else 0
         except click.ClickException as exc:
             exc.show()
-            return 2
+            return _failed(2, exc.format_message())
         except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("mglkit: interrupted", err=True)
-            return 3
+            return _failed(3, "interrupted")
         except MglkitError as exc:
             click.echo(f"mglkit: error: {exc}", err=True)
             if exc.hint:
                 click.echo(f"  hint: {exc.hint}", err=True)
-            return exc.exit_code
+            return _failed(exc.exit_code, str(exc), exc.hint)
         except Exception as exc:
             if _Group.debug:
+                _failed(BUG, f"internal error: {type(exc).__name__}: {exc}")
                 raise
             click.echo(f"mglkit: internal error: {type(exc).__name__}: {exc}", err=True)
             click.echo("  hint: this is a bug in mglkit or a plugin; --debug shows where", err=True)
-            return BUG
+            return _failed(BUG, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _failed(code: int, message: str, hint: str | None = None) -> int:
+    """The other processes of a distributed run end with this one's message and code."""
+    from .distributed import report_failure
+
+    report_failure(code, message, hint)
+    return code
 
 
 @click.group(

@@ -1,25 +1,67 @@
-"""The little mglkit itself needs of several processes (``accelerate launch``, ``torchrun``): which
-process this is, and a decision the main process takes for all of them."""
+"""The little mglkit itself needs of several processes (``accelerate launch``, ``torchrun``, ``srun``):
+which process this is, which engine the launcher asked for, a decision the main process takes for
+all of them, and one failure that ends every process.
+
+Ranks and the world size come from ``torch.distributed`` once the process group exists (accelerate
+reports one process on every rank under DeepSpeed on a CPU-only machine), else from the launcher's
+environment. A process that fails says so through the launcher's key-value store; every other
+process watches that store and ends within a second with the same one-line message and exit code,
+instead of waiting in a collective for a peer that is gone.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import MglkitError
+from .errors import ConfigError, MglkitError
+
+POLL_SECONDS = 0.25
+
+
+def _group():
+    """torch.distributed when it is imported and its default group exists (never imports torch)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
 
 
 def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    dist = _group()
+    return dist.get_rank() if dist else int(os.environ.get("RANK", "0"))
 
 
 def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    dist = _group()
+    return dist.get_world_size() if dist else int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def requested_engine() -> str:
+    """The engine the launcher's configuration asks for: ``accelerate launch --config_file`` sets
+    ACCELERATE_USE_DEEPSPEED or ACCELERATE_USE_FSDP; several processes without either are DDP."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return "deepspeed"
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "fsdp"
+    return "ddp" if world_size() > 1 else "none"
+
+
+def check_engine(asked: str, active: str, trainer: str, why: str = "") -> None:
+    """An engine the configuration asks for and that is not the one running is an error, never a
+    quiet fallback to another."""
+    if asked != active:
+        raise ConfigError(
+            f"the launcher asks for {asked}, but {trainer} would run {active}" + (f": {why}" if why else ""),
+            hint="launch with a config of examples/accelerate/ that this trainer runs here "
+            "(on CPU: the dpo trainer for fsdp and deepspeed), or drop the engine from the launch",
+        )
 
 
 def on_main(decide: Callable[[], Any]) -> Any:
@@ -29,7 +71,7 @@ def on_main(decide: Callable[[], Any]) -> Any:
         return decide()
     import torch.distributed as dist
 
-    _join_group()
+    join_group()
     shared: list[Any] = [None]
     if is_main():
         try:
@@ -46,15 +88,98 @@ def on_main(decide: Callable[[], Any]) -> Any:
     return value
 
 
-def _join_group() -> None:
-    """The process group the launcher set up (gloo on CPU, NCCL on GPUs); accelerate reuses it."""
+def join_group() -> None:
+    """The process group the launcher set up (gloo on CPU, NCCL on GPUs); accelerate and DeepSpeed
+    reuse it. A process started without a launcher makes a group of its own (FSDP and DeepSpeed need
+    one). The failure watch starts with the group."""
     import torch
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        return
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl")
-    else:
-        dist.init_process_group("gloo")
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        if "MASTER_ADDR" in os.environ:
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    _Watch.begin()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def report_failure(code: int, message: str, hint: str | None) -> None:
+    """This process is ending with ``code``: tell the others (the first failure is the one reported)."""
+    watch = _Watch.current
+    if watch is not None and code != 0:
+        watch.publish(code, message, hint)
+
+
+class _Watch(threading.Thread):
+    """Watches the launcher's store for another process's failure; ends this process when one appears."""
+
+    current: _Watch | None = None
+
+    def __init__(self, store):
+        super().__init__(name="mglkit-failure-watch", daemon=True)
+        self.store, self.lock = store, threading.Lock()
+        self.rank, self.world = rank(), world_size()
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # a restarted group starts afresh
+        self.key, self.count = f"mglkit/failure/{attempt}", f"mglkit/failures/{attempt}"
+        self.failing = False
+
+    @classmethod
+    def begin(cls) -> None:
+        if cls.current is not None or world_size() == 1 or "MASTER_ADDR" not in os.environ:
+            return
+        from datetime import timedelta
+
+        from torch.distributed import TCPStore
+
+        # a client of its own: the process group's store stays the main thread's
+        store = TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=30)
+        )
+        cls.current = cls(store)
+        cls.current.start()
+
+    def publish(self, code: int, message: str, hint: str | None) -> None:
+        with self.lock:
+            self.failing = True
+            try:
+                if self.store.add(self.count, 1) == 1:
+                    report = {"rank": self.rank, "code": code, "message": message, "hint": hint}
+                    self.store.set(self.key, json.dumps(report))
+            except RuntimeError:  # the store is gone with its host: the launcher ends the rest
+                pass
+
+    def run(self) -> None:
+        import time
+
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                if not self.store.check([self.key]):
+                    continue
+                report = json.loads(self.store.get(self.key))
+            except RuntimeError:  # the store's host ended: nothing more to watch
+                return
+            with self.lock:
+                if self.failing:
+                    return
+                self.end(report)
+
+    def end(self, report: dict) -> None:
+        line = f"mglkit: error: {report['message']} (process {report['rank']} of {self.world} failed)"
+        if report.get("hint"):
+            line += f"\n  hint: {report['hint']}"
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        # this process may be blocked in a collective with the failed one: nothing else would end it
+        os._exit(report["code"])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 
+from . import sharding
+
 CHUNK_SIZE = 512  # completion positions whose logits exist at once (152k vocabulary: ~0.3 GB fp32)
 
 # Model types whose causal-LM forward is `logits = lm_head(decoder(...).last_hidden_state)` and nothing
@@ -83,7 +85,9 @@ def plain_head(model):
     if any(getattr(config, key, neutral) not in (None, neutral) for key, neutral in LOGIT_TRANSFORMS.items()):
         return None
     get_decoder = getattr(model, "get_decoder", None)
-    return model.get_output_embeddings() if get_decoder is not None and get_decoder() is not None else None
+    head = model.get_output_embeddings() if get_decoder is not None and get_decoder() is not None else None
+    # a sharded head (FSDP, ZeRO-3) has its weights only inside the model's forward
+    return None if head is None or sharding.is_sharded(head) else head
 
 
 def packed_attention_inputs(model, attention_mask, position_ids, sequence_ids) -> dict:

@@ -17,6 +17,7 @@ class ModelOptions:
     device: str = "auto"  # auto: cuda when available
     trust_remote_code: bool = False
     quantize: str | None = None  # "4bit"
+    keep_on_cpu: bool = False  # a sharding engine (FSDP, DeepSpeed) moves each process's shard itself
 
     @property
     def device_type(self) -> str:
@@ -69,7 +70,7 @@ def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    if options.device_type != "cpu" and getattr(model, "hf_device_map", None) is None:
+    if options.device_type != "cpu" and not options.keep_on_cpu and getattr(model, "hf_device_map", None) is None:
         model.to(options.device_type)
     return model, tokenizer
 
@@ -78,8 +79,8 @@ def _load_hf(name: str, options: ModelOptions):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"dtype": options.dtype, "trust_remote_code": options.trust_remote_code}
-    if options.device_type == "cuda":
-        kwargs["device_map"] = "auto"
+    if options.device_type == "cuda" and not options.keep_on_cpu:
+        kwargs["device_map"] = _device_map()
     if options.quantize == "4bit":
         kwargs["quantization_config"] = _four_bit(options)
     try:
@@ -99,6 +100,15 @@ def _load_hf(name: str, options: ModelOptions):
             hint="check the model folder's config and weights",
         ) from None
     return model, tokenizer
+
+
+def _device_map():
+    """One process: the model spread over every GPU it needs. One of several (DDP): its own GPU."""
+    import torch
+
+    from . import distributed
+
+    return {"": torch.cuda.current_device()} if distributed.world_size() > 1 else "auto"
 
 
 def _four_bit(options: ModelOptions):

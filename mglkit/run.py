@@ -145,6 +145,8 @@ def training_stats(run: Run, plan: dict, result, validation: dict | None) -> dic
         "training_time": round(result.seconds, 2),
         "model_size_mb": round(adapter.stat().st_size / 2**20, 3),
         "trainer": run.config.trainer,
+        "engine": result.stats.get("engine"),  # the engine and processes the trainer ran on
+        "world_size": result.stats.get("world_size"),
         "trainable_parameters": plan["trainable_parameters"],
         "total_parameters": plan["total_parameters"],
         "trainable_percent": plan["trainable_percent"],

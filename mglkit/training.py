@@ -112,6 +112,9 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
     trainer = pm.get("trainer", config.trainer)
     options = trainer_options(trainer, config, pm)
     check_scheduler(config.scheduler)
+    engine = distributed.requested_engine()
+    if config.quantize and engine in ("fsdp", "deepspeed"):
+        raise ConfigError(f"--quantize is not supported under {engine}", hint="QLoRA trains on one GPU, or with DDP")
     data_path = resolve_data_path(config.dataset)
     if str(config.dataset) == "-" or not data_path.is_file():
         raise UnusableInputError(f"--dataset {config.dataset}: no such file", hint="give a JSONL file of pairs")
@@ -138,7 +141,12 @@ def prepare(config: TrainConfig, trainer, options, data_path: Path, pm) -> Prepa
             f"{len(eval_items)} held out by --eval-split {config.eval_split}",
             hint="lower --eval-split or add pairs",
         )
-    model_options = ModelOptions(config.precision, trust_remote_code=config.trust_remote_code, quantize=config.quantize)
+    model_options = ModelOptions(
+        config.precision,
+        trust_remote_code=config.trust_remote_code,
+        quantize=config.quantize,
+        keep_on_cpu=distributed.requested_engine() in ("fsdp", "deepspeed"),
+    )
     model, tokenizer = load_model(config.base, model_options, pm)
     fmt = PromptFormat(chat_template=config.chat_template and bool(tokenizer.chat_template))
     data = planning.tokenized(trainer, config, tokenizer, fmt, train_items, eval_items)
@@ -187,10 +195,29 @@ def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
         result = prepared.trainer.train(job)
         if not result.is_main:
             return {}
+        if result.model is None:
+            job.model = prepared.model = None  # the sharded model's memory, before the base comes back
+            result.model = whole_model(prepared, job.lora, result.last_adapter, pm)
         stats = write_outputs(run, prepared, result, pm)
     run.dir = folder.path  # a replacement was built beside and is now swapped into place
     call_safely(pm, "run_finished", run=run)
     return stats
+
+
+def whole_model(prepared: Prepared, lora, adapter: dict, pm):
+    """A sharded run's model, whole in the main process: the base loaded again, the adapter put on it."""
+    import gc
+
+    import torch
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    options = dataclasses.replace(prepared.model_options, keep_on_cpu=False)
+    model = get_peft_model(load_model(prepared.config.base, options, pm)[0], lora)
+    set_peft_model_state_dict(model, adapter)
+    return model.eval()
 
 
 def save_adapter(model, folder: Path, tokenizer, state: dict | None = None) -> None:

@@ -138,9 +138,12 @@ class TrainJob:
 @dataclass
 class TrainResult:
     """What a trainer returns. ``stats`` adds or overrides keys of training_stats.json (a GRPO
-    trainer's mean reward, say); the rest mglkit derives from the logged metrics."""
+    trainer's mean reward, say; ``engine`` and ``world_size``, the engine and processes it ran on); the
+    rest mglkit derives from the logged metrics. A trainer whose model ends sharded (FSDP, ZeRO-3)
+    returns ``model=None`` and the last adapter's tensors: the main process loads the base again and
+    puts the adapter on it to write the outputs."""
 
-    model: Any  # the PeftModel, with the last weights
+    model: Any  # the PeftModel, with the last weights; None when it is sharded
     best_adapter: dict | None  # adapter tensors at the best eval loss, when evaluation ran
     best_step: int | None
     optimizer_steps: int
@@ -150,6 +153,7 @@ class TrainResult:
     peak_memory_mb: float
     is_main: bool = True
     stats: dict[str, Any] = field(default_factory=dict)
+    last_adapter: dict | None = None  # adapter tensors (PEFT's form) of the last step, when model is None
 
 
 @runtime_checkable

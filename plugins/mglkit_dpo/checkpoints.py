@@ -14,18 +14,20 @@ from mglkit import UnusableInputError, checkpoint_dirs
 KEEP = 2  # checkpoints kept; older ones are deleted
 
 
-def save_checkpoint(folder, model, optimizer, scheduler, loop_state: str, best_adapter) -> None:
-    """Written beside, then renamed into place: a checkpoint folder is always complete."""
+def save_checkpoint(folder, model, adapter, optimizer_state, scheduler, best_adapter, engine: dict, loop_state: str):
+    """Written beside, then renamed into place: a checkpoint folder is always complete. ``adapter`` is
+    the adapter by parameter name and ``optimizer_state`` the engine's, both whole (gathered)."""
     from safetensors.torch import save_file
 
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=adapter)
     if best_adapter is not None:
         save_file(best_adapter, str(tmp / "best_adapter.safetensors"))
     (tmp / "loop_state.json").write_text(loop_state)
+    (tmp / "engine.json").write_text(json.dumps(engine))
     resume = {
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
@@ -36,10 +38,10 @@ def save_checkpoint(folder, model, optimizer, scheduler, loop_state: str, best_a
         shutil.rmtree(old)
 
 
-def load_checkpoint(folder, model, optimizer, scheduler, state_class):
-    """Restore the adapter, optimizer, scheduler and random state; returns the loop state (a
-    ``state_class``) and the best adapter so far. An incomplete or foreign checkpoint is a clear error."""
-    from peft import set_peft_model_state_dict
+def load_checkpoint(folder, engine, model, optimizer, scheduler, state_class):
+    """Restore the adapter, optimizer, scheduler and random state through the run's engine; returns
+    the loop state (a ``state_class``) and the best adapter so far. An incomplete or foreign checkpoint,
+    or one written under another engine, is a clear error."""
     from safetensors.torch import load_file
 
     needed = ("adapter_model.safetensors", "loop_state.json", "trainer_state.pt")
@@ -49,11 +51,12 @@ def load_checkpoint(folder, model, optimizer, scheduler, state_class):
             f"checkpoint {folder} is incomplete: no {', '.join(missing)}",
             hint="delete that checkpoint folder to resume from the one before it",
         )
+    check_engine(folder, engine.describe())
     try:
-        saved = torch.load(folder / "trainer_state.pt", weights_only=True, map_location="cpu")
+        with torch.serialization.safe_globals(engine.safe_globals()):
+            saved = torch.load(folder / "trainer_state.pt", weights_only=True, map_location="cpu")
         state = state_class(**json.loads((folder / "loop_state.json").read_text()))
-        set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
-        optimizer.load_state_dict(saved["optimizer"])
+        engine.load_state(model, optimizer, load_file(str(folder / "adapter_model.safetensors")), saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["torch_rng"])
     except (pickle.UnpicklingError, RuntimeError, ValueError, KeyError, TypeError) as exc:
@@ -63,3 +66,18 @@ def load_checkpoint(folder, model, optimizer, scheduler, state_class):
         ) from None
     best = folder / "best_adapter.safetensors"
     return state, (load_file(str(best)) if best.is_file() else None)
+
+
+def check_engine(folder, running: dict) -> None:
+    """Optimizer state is kept as the engine keeps it: resume under the same engine (checkpoints
+    written before engines were recorded are plain ones)."""
+    path = folder / "engine.json"
+    written = json.loads(path.read_text()) if path.is_file() else {"engine": "ddp", "format": "plain"}
+    partitioned = running["format"].startswith("deepspeed")  # ZeRO keeps one partition per process
+    if written["format"] != running["format"] or (partitioned and written.get("world_size") != running["world_size"]):
+        was = f"{written['engine']} ({written['format']}, {written.get('world_size', '?')} processes)"
+        now = f"{running['engine']} ({running['format']}, {running['world_size']} processes)"
+        raise UnusableInputError(
+            f"checkpoint {folder} was written under {was}; this run is {now}",
+            hint="resume with the launch the run started with (the same accelerate config and process count)",
+        )

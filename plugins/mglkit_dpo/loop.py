@@ -13,12 +13,12 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-from accelerate import Accelerator
 
 import mglkit
-from mglkit import StoppedError, TrainResult, UnusableInputError, peak_memory_mb
+from mglkit import StoppedError, TrainResult, UnusableInputError, peak_memory_mb, sharding
 from mglkit.preference import collate, micro_batches_per_epoch, steps_per_epoch, truncate_keep_prompt_end
 
+from . import engines
 from .batches import Batches, MetricsWindow
 from .checkpoints import load_checkpoint, save_checkpoint
 from .losses import dpo_loss
@@ -56,7 +56,7 @@ class Loop:
     """What the loop works with, set up once."""
 
     job: object
-    accelerator: object
+    accelerator: engines.Engine  # accelerate's interface over DDP, FSDP2 or DeepSpeed (engines.py)
     model: object
     optimizer: object
     scheduler: object
@@ -76,8 +76,9 @@ def train(job) -> TrainResult:
     loop = setup(job)
     state = LoopState()
     if job.resume_from is not None:
-        model = loop.accelerator.unwrap_model(loop.model)
-        state, loop.best_adapter = load_checkpoint(job.resume_from, model, loop.optimizer, loop.scheduler, LoopState)
+        state, loop.best_adapter = load_checkpoint(
+            job.resume_from, loop.accelerator, loop.model, loop.optimizer, loop.scheduler, LoopState
+        )
     try:
         run_loop(loop, state)
     except KeyboardInterrupt:  # the state is the last completed step's: --resume redoes the interrupted one
@@ -89,9 +90,14 @@ def train(job) -> TrainResult:
         ) from None
     except torch.cuda.OutOfMemoryError:
         raise out_of_memory(job.config) from None
-    loop.accelerator.wait_for_everyone()
+    engine, model = loop.accelerator, loop.accelerator.unwrap_model(loop.model)
+    stats = engine.stats(loop.model)
+    sharded = sharding.is_sharded(model)  # the main process loads the base again to write the outputs
+    last = engine.adapter_state(loop.model) if sharded else None
+    engine.wait_for_everyone()
     return TrainResult(
-        model=loop.accelerator.unwrap_model(loop.model),
+        model=None if sharded else model,
+        last_adapter=last,
         best_adapter=loop.best_adapter,
         best_step=state.best_step,
         optimizer_steps=state.step,
@@ -99,24 +105,20 @@ def train(job) -> TrainResult:
         train_tokens=state.tokens,
         seconds=time.perf_counter() - loop.start,
         peak_memory_mb=peak_memory_mb(),
-        is_main=loop.accelerator.is_main_process,
+        is_main=engine.is_main_process,
+        stats=stats,
     )
 
 
 def setup(job) -> Loop:
     cfg, opts = job.config, job.options
     start = time.perf_counter()  # the reference pass counts as training time, as in TRL
-    precision = {"fp32": "no", "fp16": "fp16", "bf16": "bf16"}[job.precision]
-    accelerator = Accelerator(mixed_precision=precision, cpu=job.device == "cpu")
-    world, model = accelerator.num_processes, policy(job)
+    accelerator = engines.start(job)  # DDP, FSDP2 or DeepSpeed, as the launcher's config asks
+    world, model = accelerator.num_processes, accelerator.shard(policy(job))
     train_set = [truncate_keep_prompt_end(p, cfg.max_length)[0] for p in job.train]
     eval_set = [truncate_keep_prompt_end(p, cfg.max_length)[0] for p in job.eval]
     pad = job.tokenizer.pad_token_id
-    # 1. Reference log-probabilities, once.
-    model.to(accelerator.device)
-    ref_train = reference_logps(model, train_set, pad, cfg.batch_size, accelerator) if opts.precompute_ref else None
-    ref_eval = reference_logps(model, eval_set, pad, cfg.batch_size, accelerator) if eval_set else None
-    # 2. The plan: one count of steps per epoch, shared with `mglkit train --dry-run`.
+    # 1. The plan: one count of steps per epoch, shared with `mglkit train --dry-run`.
     per_epoch = micro_batches_per_epoch(len(train_set), cfg.batch_size, world)
     epoch_steps = steps_per_epoch(len(train_set), cfg.batch_size, cfg.grad_accum, world)
     if per_epoch == 0:  # the loop would have nothing to do, forever
@@ -127,6 +129,10 @@ def setup(job) -> Loop:
     total = cfg.max_steps or math.ceil(cfg.epochs * epoch_steps)
     optimizer, scheduler = optimizer_and_schedule(model, cfg, total)
     model, optimizer = accelerator.prepare(model, optimizer)
+    # 2. Reference log-probabilities, once, through the engine's model (sharded where it shards).
+    ref = accelerator.unwrap_model(model)
+    ref_train = reference_logps(ref, train_set, pad, cfg.batch_size, accelerator) if opts.precompute_ref else None
+    ref_eval = reference_logps(ref, eval_set, pad, cfg.batch_size, accelerator) if eval_set else None
     batches = Batches(train_set, cfg.batch_size, world, accelerator.process_index, cfg.seed, opts.group_by_length)
     job.run.start(total_steps=total, steps_per_epoch=epoch_steps)
     return Loop(
@@ -209,10 +215,8 @@ def accumulate(loop: Loop, batches: list[list[int]]) -> tuple[dict, int]:
 
 def update(loop: Loop) -> dict:
     """Clip, step the optimizer and the schedule; the gradient norm and the learning rate used."""
-    max_norm = loop.job.config.max_grad_norm
-    grad_norm = loop.accelerator.clip_grad_norm_(loop.model.parameters(), max_norm or math.inf)
     learning_rate = loop.scheduler.get_last_lr()[0]
-    loop.optimizer.step()
+    grad_norm = loop.accelerator.step(loop.model, loop.optimizer, loop.job.config.max_grad_norm)
     loop.scheduler.step()
     loop.optimizer.zero_grad(set_to_none=True)
     return {"grad_norm": float(grad_norm), "learning_rate": learning_rate}
@@ -232,7 +236,7 @@ def evaluate_and_keep_best(loop: Loop, state: LoopState) -> None:
     job.run.log(state.step, result)
     if state.best_loss is None or result["eval_loss"] < state.best_loss:
         state.best_loss, state.best_step = result["eval_loss"], state.step
-        loop.best_adapter = adapter_state(loop.accelerator.unwrap_model(loop.model))
+        loop.best_adapter = loop.accelerator.adapter_state(loop.model)
 
 
 def policy(job):
@@ -321,27 +325,27 @@ def evaluate(model, eval_set, ref_eval, pad, opts, batch_size: int, accelerator)
     model.eval()
     parts, rank, world = [], accelerator.process_index, accelerator.num_processes
     with torch.no_grad():
-        for first in range(rank * batch_size, len(eval_set), batch_size * world):
+        for start in range(0, len(eval_set), batch_size * world):  # the same forwards on every process
+            first = start + rank * batch_size
             indices = list(range(first, min(first + batch_size, len(eval_set))))
-            parts.append(forward(model, eval_set, indices, ref_eval, pad, opts, accelerator)[1])
+            metrics = forward(model, eval_set, indices or [0], ref_eval, pad, opts, accelerator)[1]
+            if indices:  # a process without a batch joins a sharded model's gathers, then drops its result
+                parts.append(metrics)
     if not parts:  # more processes than eval batches: contribute nothing, but join the reduce
         parts = [{k: torch.zeros(0, device=accelerator.device) for k in METRICS}]
     model.train()
     return {f"eval_{k}": v for k, v in pair_means(parts, accelerator).items()}
 
 
-def adapter_state(model) -> dict:
-    from peft import get_peft_model_state_dict
-
-    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
-
-
 def checkpoint(loop: Loop, state: LoopState):
-    folder = loop.job.run.checkpoints / f"step-{state.step}"
-    if loop.accelerator.is_main_process:
-        model = loop.accelerator.unwrap_model(loop.model)
-        save_checkpoint(folder, model, loop.optimizer, loop.scheduler, state.to_json(), loop.best_adapter)
-    loop.accelerator.wait_for_everyone()
+    """Every process gives its share (the adapter and optimizer state, gathered whole); the main one writes."""
+    folder, engine = loop.job.run.checkpoints / f"step-{state.step}", loop.accelerator
+    adapter, optimizer = engine.trainable_state(loop.model), engine.optimizer_state(loop.model, loop.optimizer)
+    if engine.is_main_process:
+        model = engine.unwrap_model(loop.model)
+        saved = (adapter, optimizer, loop.scheduler, loop.best_adapter, engine.describe())
+        save_checkpoint(folder, model, *saved, state.to_json())
+    engine.wait_for_everyone()
     loop.job.run.checkpointed(state.step)
     return folder
 
