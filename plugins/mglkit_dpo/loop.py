@@ -261,10 +261,9 @@ def optimizer_and_schedule(model, cfg, total: int):
 
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias")]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.learning_rate,
-    )
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # no empty group: DeepSpeed drops them, and the schedule would then count one group too many
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
     return optimizer, get_scheduler(cfg.scheduler, optimizer, math.ceil(total * cfg.warmup_ratio), total)
 
 
