@@ -27,6 +27,8 @@ BUILTIN_COMMANDS = {
     "validate": "mglkit.validation",
     "train": "mglkit.training",
     "eval": "mglkit.evaluation",
+    "contamination": "mglkit.contamination_check",
+    "export-suite": "mglkit.lm_eval_export",
     "generate": "mglkit.rag",
     "ask": "mglkit.rag",
     "index": "mglkit.retrieval",

@@ -243,13 +243,13 @@ def detect(
 def _match(item: Item, text: TrainingText, index: _Index, answered, asked, worded) -> Match:
     if answered:
         score, answer, unit = answered
-        reason = f"states «{answer}» about the same thing: «{_snippet(index.units[unit].text)}»"
-        return Match(item.id, text.id, text.where, reason, round(score, 3), "answer")
+        return Match(item.id, text.id, text.where, f"states «{answer}» about the same thing", round(score, 3),
+                     "answer", _snippet(index.units[unit].text))  # fmt: skip
     if asked:
-        return Match(item.id, text.id, text.where, f"asks the same question: «{_snippet(text.question)}»",
-                     round(asked, 3), "question")  # fmt: skip
+        return Match(item.id, text.id, text.where, "asks the same question", round(asked, 3), "question",
+                     _snippet(text.question))  # fmt: skip
     reason = f"{worded:.0%} of its word {LEAK_N}-grams are in this text"
-    return Match(item.id, text.id, text.where, reason, round(worded, 3), "wording")
+    return Match(item.id, text.id, text.where, reason, round(worded, 3), "wording", _snippet(text.answer))
 
 
 def by_item(matches: Iterable[Match]) -> dict[str, list[Match]]:

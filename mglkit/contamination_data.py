@@ -54,7 +54,9 @@ class TrainingText:
 
 @dataclass(frozen=True)
 class Match:
-    """Evidence that ``training_id`` (at ``where``) gives item ``item_id`` away."""
+    """Evidence that ``training_id`` (at ``where``: file and line) gives item ``item_id`` away: the
+    ``signal`` (answer, question or wording), its ``score``, the ``reason`` in words and a ``snippet``
+    of the training text that shows it."""
 
     item_id: str
     training_id: str
@@ -62,6 +64,7 @@ class Match:
     reason: str
     score: float
     signal: str
+    snippet: str = ""
 
 
 # Items ------------------------------------------------------------------------------------------
@@ -98,8 +101,7 @@ def key_facts(prompt: str, chosen: str, rejected: str) -> tuple[str, ...]:
 def items_from_suite(suite) -> list[Item]:
     """Facts, preference pairs, retrieval questions and fluent passages of a loaded suite."""
     items = [fact_item(r) for r in suite.facts]
-    for pair in suite.pairs:
-        pair_id = str(pair.extra.get("id", f"pairs:{pair.line}"))
+    for pair_id, pair in zip(suite.pair_ids(), suite.pairs, strict=True):
         items.append(pair_item(pair_id, pair.prompt, pair.chosen, pair.rejected))
     items += [Item(str(r["id"]), "retrieval", r["question"]) for r in suite.retrieval]
     items += [Item(str(r["id"]), "fluency", "", text=r["text"]) for r in suite.fluency if "degraded" not in r]

@@ -244,11 +244,14 @@ def _evaluate_at_end(run, model, tokenizer, fmt, pm, data_path, stats) -> str:
 
     config = run.config
     run.note(f"evaluating base vs adapter on {config.eval_suite}")
-    eval_config = EvalConfig(suites=[config.eval_suite], base=config.base, seed=config.seed, train_data=str(data_path))
+    eval_config = EvalConfig(
+        suites=[config.eval_suite], base=config.base, seed=config.seed, train_data=[str(data_path)]
+    )
     report = evaluate(eval_config, model=model, tokenizer=tokenizer, fmt=fmt, pm=pm)
-    for warning in report.warnings[:1]:
+    if report.warnings:  # one per suite item the training data states (the contamination detector's)
         run.note(
-            f"warning: {warning}" + (f" (and {len(report.warnings) - 1} more)" if len(report.warnings) > 1 else "")
+            f"warning: the training data holds {len(report.warnings)} items of {config.eval_suite} (their scores "
+            f"are the [seen] rows); the first: {report.warnings[0]}"
         )
     stats["benchmarks"] = report.to_dict()
     return report.markdown()
