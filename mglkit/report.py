@@ -299,7 +299,7 @@ def print_eval(report, out=None) -> None:
                     style = ("green" if delta.value > 0 else "red") if delta.significant else "dim"
                     cell += f" [{style}]{delta.value:+.3f}{'*' if delta.significant else ''}[/]"
                 cells.append(cell)
-            label = f"[bold]{escape(metric)}[/]" if metric.endswith("[unseen]") else escape(metric)
+            label = ("  " if metric.endswith(("[unseen]", "[seen]")) else "") + escape(metric)  # splits under theirs
             table.add_row(name if i == 0 else "", label, *cells, end_section=i == len(metrics) - 1)
     out.print(table)
     out.print(
