@@ -44,10 +44,12 @@ class ContaminationReport:
 
 
 def read_training(files: list[str]) -> list[TrainingText]:
-    """The training texts of every file (or folder of JSONL files) given."""
+    """The training texts of every file (or folder of JSONL files) given; a bundled name such as
+    ``data/mgl_history_grpo.jsonl`` works from any folder, as ``--dataset`` does."""
     from .contamination_data import training_texts
+    from .resources import resolve_data_path
 
-    return [text for file in files for text in training_texts(file)]
+    return [text for file in files for text in training_texts(resolve_data_path(file))]
 
 
 def check(suite: Suite, files: list[str], training: list[TrainingText] | None = None) -> ContaminationReport:

@@ -69,3 +69,9 @@ def test_unusable_input_exits_2_in_one_line(tmp_path, args, message):
     assert result.returncode == 2 and message in result.stderr and b"Traceback" not in result.stderr
     result = cli("contamination", tmp_path / "no-suite", "--train-data", PAIRS)
     assert result.returncode == 2 and b"Traceback" not in result.stderr
+
+
+def test_a_bundled_training_file_is_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, report = cli_json("contamination", "benchmarks", "--train-data", "data/mgl_history_grpo.jsonl")
+    assert code == 1 and report["items"][0]["where"].startswith(f"{PAIRS}:")
