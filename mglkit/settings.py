@@ -11,7 +11,6 @@ import dataclasses
 import difflib
 import math
 import os
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +185,8 @@ def checked_table(specs: Iterable[Setting], table: dict[str, Any], source: str) 
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
