@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -298,14 +297,23 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield number, record
 
 
-_BIG_INT = re.compile(rb"\d{19}")  # orjson reads integers beyond 64 bits as floats
+_BIG = 2.0**63  # orjson reads integers beyond 64 bits as floats
 
 
 def loads(raw: bytes):
-    """JSON, fast; integers of any size kept exact."""
-    if _BIG_INT.search(raw) is None:
-        return orjson.loads(raw)
-    return json.loads(raw)
+    """JSON, fast; integers of any size kept exact (a float that large may have been one: read again)."""
+    obj = orjson.loads(raw)
+    return json.loads(raw) if _has_big_float(obj) else obj
+
+
+def _has_big_float(value) -> bool:
+    if type(value) is float:
+        return not -_BIG < value < _BIG
+    if type(value) is dict:
+        return any(_has_big_float(v) for v in value.values())
+    if type(value) is list:
+        return any(_has_big_float(v) for v in value)
+    return False
 
 
 def dumps(record) -> bytes:
