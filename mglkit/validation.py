@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -21,20 +21,11 @@ from .config import ValidationConfig
 from .errors import ConfigError, UnusableInputError
 from .findings import ERROR, INFO, WARNING, Finding
 from .mongolian import fix_text
-from .pairs import (
-    TEXT_FIELDS,
-    Pair,
-    Record,
-    display_name,
-    iter_lines,
-    looks_like_json_array,
-    open_source,
-    parse_record,
-)
+from .pairs import KNOWN_EXTRA_FIELDS, TEXT_FIELDS, Pair, Record, display_name, looks_like_json_array
+from .sources import Chunk, LineChunk, Source, SourceSpec, json_default, line_chunks, open_data, parse_columns
 
 VERDICTS = ("pass", "pass-with-warnings", "fail", "unusable")
 EXAMPLES_PER_RULE = 3
-BATCH = 512
 
 
 class Validator:
@@ -76,12 +67,13 @@ class Validator:
             field=field,
             hint=hint,
             snippet=snippet,
+            row=pair.row if pair else None,
         )
 
 
 @dataclass
 class Stats:
-    records: int = 0  # non-blank lines
+    records: int = 0  # non-blank lines, rows
     valid: int = 0  # records without errors
     errors: int = 0
     warnings: int = 0
@@ -173,71 +165,59 @@ class RecordChecker:
                 findings.extend(validator.check(pair))
         return findings
 
-    def check_batch(self, batch: list[tuple[int, bytes]]) -> list[tuple[Record, list[Finding]]]:
-        out = []
-        for line, raw in batch:
-            record = parse_record(line, raw)
-            out.append((record, self.check(record)))
-        return out
+    def check_chunk(self, chunk: Chunk) -> list[tuple[Record, list[Finding]]]:
+        return [(record, self.check(record)) for record in chunk.records()]
 
 
 _worker: RecordChecker | None = None  # set before forking; workers inherit it
 
 
-def _worker_batch(batch: list[tuple[int, bytes]]) -> list[tuple]:
-    """In a worker: check a batch and send back only what the main process lacks, as plain
+def _worker_chunk(chunk: Chunk) -> list[tuple]:
+    """In a worker: check a chunk and send back only what the main process lacks, as plain
     tuples (far cheaper to pickle than objects)."""
     results = []
-    for record, findings in _worker.check_batch(batch):
+    for record, findings in _worker.check_chunk(chunk):
         pair = record.pair
         if pair is None:
-            fields = None
+            results.append((None, findings or None, record.obj))
         else:
             fields = (pair.prompt, pair.chosen, pair.rejected, pair.extra, pair.messages)
-        results.append((fields, findings or None))
+            results.append((fields, findings or None, None))
     return results
 
 
-def _batches(lines: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
-    batch = []
-    for item in lines:
-        batch.append(item)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _checked(checker: RecordChecker, lines: Iterator[tuple[int, bytes]], jobs: int):
-    """(record, findings) in file order; with jobs > 1, per-record checks run in forked workers,
-    with a bounded number of batches in flight so memory stays flat."""
+def _checked(checker: RecordChecker, chunks: Iterator[Chunk], jobs: int):
+    """(chunk, index, record, findings) in file order; with jobs > 1, decoding and per-record checks
+    run in forked workers, with a bounded number of chunks in flight so memory stays flat."""
     if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for batch in _batches(lines):
-            yield from checker.check_batch(batch)
+        for chunk in chunks:
+            for i, (record, findings) in enumerate(checker.check_chunk(chunk)):
+                yield chunk, i, record, findings
         return
     global _worker
     _worker = checker
     in_flight: deque = deque()
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for batch in _batches(lines):
-            in_flight.append((batch, pool.apply_async(_worker_batch, (batch,))))
+        for chunk in chunks:
+            in_flight.append((chunk, pool.apply_async(_worker_chunk, (chunk,))))
             if len(in_flight) > 2 * jobs:
                 yield from _joined(*in_flight.popleft())
         while in_flight:
             yield from _joined(*in_flight.popleft())
 
 
-def _joined(batch, result):
-    for (line, raw), (fields, findings) in zip(batch, result.get(), strict=True):
-        pair = None if fields is None else Pair(*fields[:3], line, fields[3], fields[4])
-        yield Record(line, raw, pair, ()), findings or []
+def _joined(chunk: Chunk, result):
+    first = chunk.first_row
+    for i, (fields, findings, obj) in enumerate(result.get()):
+        line, row = chunk.line(i), first + i
+        pair = None if fields is None else Pair(*fields[:3], line, fields[3], fields[4], row)
+        yield chunk, i, Record(line, chunk.raw(i), pair, (), row, obj=obj), findings or []
 
 
 class _Outputs:
     """Clean and rejects files, written atomically; each record lands in exactly one."""
 
-    def __init__(self, clean: str | None, rejects: str | None, inputs: list[str], fix: bool):
+    def __init__(self, clean: str | None, rejects: str | None, inputs: list[str], fix: bool, open_clean=None):
         self.fix = fix
         self._stack = []
         for out in (clean, rejects):
@@ -245,7 +225,9 @@ class _Outputs:
                 _refuse_overwriting_input(out, inputs)
         if clean is not None and rejects is not None and Path(clean).resolve() == Path(rejects).resolve():
             raise ConfigError("--out-clean and --out-rejects name the same file")
-        self.clean = self._open(clean)
+        # open_clean: clean records in the input's format (source_writers), else JSONL
+        self.clean_writer = open_clean(clean) if open_clean and clean else None
+        self.clean = self._open(clean) if self.clean_writer is None else None
         self.rejects = self._open(rejects)
 
     def _open(self, path: str | None) -> IO[bytes] | None:
@@ -256,18 +238,23 @@ class _Outputs:
         self._stack.append(context)
         return handle
 
-    def write(self, record: Record, errors: list[Finding]) -> None:
+    def write(self, record: Record, errors: list[Finding], origin: tuple[Chunk, int] | None = None) -> None:
         if errors:
             if self.rejects is not None:
                 reasons = [_reason(f) for f in errors]
-                self.rejects.write(orjson.dumps(record.reject_entry(reasons)) + b"\n")
+                self.rejects.write(orjson.dumps(record.reject_entry(reasons), default=json_default) + b"\n")
         elif self.clean is not None:
             if self.fix or not record.raw:
-                self.clean.write(orjson.dumps(record.pair.to_record()) + b"\n")
+                self.clean.write(orjson.dumps(record.pair.to_record(), default=json_default) + b"\n")
             else:
                 self.clean.write(record.raw + b"\n")
+        elif self.clean_writer is not None:
+            self.clean_writer.write(*origin, record)
 
     def close(self, failed: BaseException | None = None) -> None:
+        if self.clean_writer is not None:
+            self.clean_writer.close(failed)
+            self.clean_writer = None
         for context in reversed(self._stack):
             if failed is None:
                 context.__exit__(None, None, None)
@@ -307,7 +294,8 @@ class _Tally:
         self.findings: list[Finding] | None = [] if keep else None
 
     def add(self, finding: Finding) -> None:
-        finding.file = self.file
+        if finding.file is None:
+            finding.file = self.file
         if self.strict and finding.severity == WARNING:
             finding.severity = ERROR
         summary = self.rules.setdefault(finding.rule, RuleSummary())
@@ -339,8 +327,28 @@ def _unusable(tally: _Tally, message: str, hint: str) -> ValidationReport:
     return tally.report("unusable")
 
 
-def validate_stream(
-    lines: Iterator[tuple[int, bytes]],
+def validate_stream(lines: Iterator[tuple[int, bytes]], file: str, config: ValidationConfig, **kwargs):
+    """Validate JSONL lines given as (line number, raw bytes); options as for ``validate_chunks``."""
+    return validate_chunks(line_chunks(lines, file), file, config, **kwargs)
+
+
+_EXPECTED_JSONL = 'expected JSONL: one {"prompt", "chosen", "rejected"} object per line'
+
+
+def _unusable_start(first: Chunk | None) -> tuple[str, str] | None:
+    """Why a source is unusable from its first chunk on: empty, UTF-16, a JSON array."""
+    if first is None:
+        return "no records: the file is empty", _EXPECTED_JSONL
+    head = first.raw(0)  # a JSONL source's first line; empty for the others
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "the file is UTF-16, not UTF-8", "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl"
+    if looks_like_json_array(head):
+        return "the file is a JSON array, not JSONL", "one JSON object per line: jq -c '.[]' in.json > out.jsonl"
+    return None
+
+
+def validate_chunks(
+    chunks: Iterator[Chunk],
     file: str,
     config: ValidationConfig,
     *,
@@ -351,56 +359,41 @@ def validate_stream(
     out_rejects: str | None = None,
     inputs: list[str] = (),
     jobs: int = 1,
+    open_clean: Callable[[str], Any] | None = None,
 ) -> ValidationReport:
+    """Validate a source's chunks (sources.py). ``open_clean`` opens a writer of clean records in
+    the input's format; without it clean records are written as JSONL."""
     validators = [cls(config) for cls in validator_classes(pm, config.validators)]
     checker = RecordChecker(config, [v for v in validators if v.per_record])
     dataset_wide = [v for v in validators if not v.per_record]
     tally = _Tally(file, sink, keep_findings, config.strict)
-    first = next(lines, None)
-    if first is None:
-        return _unusable(
-            tally,
-            "no records: the file is empty",
-            'expected JSONL: one {"prompt", "chosen", "rejected"} object per line',
-        )
-    if first[1].startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _unusable(
-            tally,
-            "the file is UTF-16, not UTF-8",
-            "convert it: iconv -f UTF-16 -t UTF-8 in.jsonl > out.jsonl",
-        )
-    if looks_like_json_array(first[1]):
-        return _unusable(
-            tally,
-            "the file is a JSON array, not JSONL",
-            "write one JSON object per line, e.g. jq -c '.[]' in.json > out.jsonl",
-        )
-    outputs = _Outputs(out_clean, out_rejects, list(inputs), config.fix)
+    first = next(chunks, None)
+    unusable = _unusable_start(first)
+    if unusable is not None:
+        return _unusable(tally, *unusable)
+    outputs = _Outputs(out_clean, out_rejects, list(inputs), config.fix, open_clean)
     objects = 0
     try:
-        for record, findings in _checked(checker, _chain(first, lines), jobs):
+        for chunk, index, record, findings in _checked(checker, _chain(first, chunks), jobs):
             tally.stats.records += 1
             if record.pair is not None:
                 objects += 1
                 for validator in dataset_wide:
                     findings.extend(validator.check(record.pair))
+            if chunk.file != file:  # one file of a folder
+                record.file = chunk.file
             errors = []
             for finding in findings:
+                finding.row, finding.file = finding.row or record.row, finding.file or chunk.file
                 tally.add(finding)
                 if finding.severity == ERROR:
                     errors.append(finding)
             if not errors:
                 tally.stats.valid += 1
-            outputs.write(record, errors)
+            outputs.write(record, errors, (chunk, index))
         if objects == 0:
             outputs.close(UnusableInputError("no records"))
-            if not _is_utf8(first[1]):
-                return _unusable(tally, "the file is not UTF-8", "re-save it as UTF-8")
-            return _unusable(
-                tally,
-                "no usable records: no line is a JSON object with a pair",
-                'expected JSONL: one {"prompt", "chosen", "rejected"} object per line',
-            )
+            return _unusable(tally, *_why_no_pairs(first))
         for validator in dataset_wide:
             for finding in validator.finish(tally.stats):
                 tally.add(finding)
@@ -409,6 +402,14 @@ def validate_stream(
         raise
     outputs.close()
     return tally.report()
+
+
+def _why_no_pairs(first: Chunk) -> tuple[str, str]:
+    if not isinstance(first, LineChunk):
+        return "no usable records: no row holds a pair", "each row needs prompt, chosen and rejected (see --columns)"
+    if not _is_utf8(first.raw(0)):
+        return "the file is not UTF-8", "re-save it as UTF-8"
+    return "no usable records: no line is a JSON object with a pair", _EXPECTED_JSONL
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -424,15 +425,41 @@ def _chain(first, rest):
     yield from rest
 
 
-def validate_file(source: str | os.PathLike, config: ValidationConfig, **kwargs) -> ValidationReport:
-    name = display_name(source)
+def validate_file(
+    source: str | os.PathLike | SourceSpec,
+    config: ValidationConfig,
+    *,
+    split: str | None = None,
+    subset: str | None = None,
+    columns: Mapping[str, str] | str | None = None,
+    out_format: str = "jsonl",
+    **kwargs,
+) -> ValidationReport:
+    """Validate any source (sources.py): a path, a bundled name, ``-``, ``hf:org/name``. ``columns``
+    maps record fields to the source's columns (``"prompt=question,..."`` or a dict); ``out_format``
+    is ``"jsonl"`` (clean records as JSONL) or ``"input"`` (in the input file's format)."""
+    if out_format not in ("jsonl", "input"):
+        raise ConfigError(f"unknown output format '{out_format}'", hint="jsonl or input")
+    if not isinstance(source, SourceSpec):
+        if isinstance(columns, str):
+            columns = parse_columns(columns, TEXT_FIELDS + tuple(sorted(KNOWN_EXTRA_FIELDS)))
+        source = SourceSpec(str(source), split, subset, columns)
     try:
-        stream = open_source(source)
+        with open_data(source) as opened:
+            open_clean = _clean_opener(opened, out_format, config.fix) if kwargs.get("out_clean") else None
+            inputs = [*kwargs.pop("inputs", ()), *map(str, opened.files)]
+            return validate_chunks(opened.chunks(), opened.name, config, inputs=inputs, open_clean=open_clean, **kwargs)
     except UnusableInputError as exc:
-        tally = _Tally(name, kwargs.get("sink"), kwargs.get("keep_findings", True))
-        return _unusable(tally, str(exc), exc.hint or "check the path")
-    with stream:
-        return validate_stream(iter_lines(stream), name, config, **kwargs)
+        tally = _Tally(display_name(source.name), kwargs.get("sink"), kwargs.get("keep_findings", True))
+        return _unusable(tally, str(exc), exc.hint or "check the input")
+
+
+def _clean_opener(source: Source, out_format: str, fix: bool) -> Callable[[str], Any] | None:
+    if out_format == "jsonl" or source.kind == "jsonl":
+        return None
+    from .source_writers import clean_writer
+
+    return clean_writer(source, fix)
 
 
 def validate_records(records: Iterable[dict | Pair], config: ValidationConfig, **kwargs) -> ValidationReport:
