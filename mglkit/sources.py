@@ -416,6 +416,19 @@ class Source:
                     raise UnusableInputError(f"{where}: {item.message}", hint=item.hint)
                 yield SourceRow(item, chunk.file, row, line)
 
+    def digest(self) -> str | None:
+        """sha256 of the files read, in order (a single file: its own sha256); None for a Hub stream."""
+        if not self.files:
+            return None
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in self.files:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
     def close(self) -> None:
         for chunks in self._open:
             chunks.close()  # runs the readers' finally blocks: files closed

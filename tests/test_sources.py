@@ -287,6 +287,18 @@ def test_iter_pairs_names_the_bad_row(pairs, tmp_path):
     assert [p.row for p in iter_pairs(str(write_parquet(tmp_path / "ok.parquet", pairs)))] == list(range(1, 13))
 
 
+def test_digest_is_the_files_sha256(pairs, tmp_path):
+    import hashlib
+
+    path = write_parquet(tmp_path / "p.parquet", pairs)
+    with open_data(str(path)) as source:
+        assert source.digest() == hashlib.sha256(path.read_bytes()).hexdigest()
+    with open_data(str(write_folder(tmp_path / "f", pairs))) as folder:
+        files = [tmp_path / "f" / "a.parquet", tmp_path / "f" / "b.csv"]
+        assert folder.files == files
+        assert folder.digest() == hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
 def test_bundled_names_and_stdin_still_work():
     with open_data("data/mgl_history_grpo.jsonl") as source:
         assert source.kind == "jsonl" and sum(1 for _ in source.rows()) == 210
