@@ -15,6 +15,7 @@ imported only by the sources that need them.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,11 +31,9 @@ CHUNK = 512  # records per chunk: what one worker checks in one go
 DATA_HINT = "pip install 'mglkit[data]'"
 HF_PREFIX = "hf:"
 _TRUE = ("1", "true", "yes", "on")
-_JSONL_GZ = (".gz",)
-_JSONL_ZST = (".zst", ".zstd")
 _SUFFIXES = {
     ".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
-    **dict.fromkeys(_JSONL_GZ, "jsonl.gz"), **dict.fromkeys(_JSONL_ZST, "jsonl.zst"),
+    ".gz": "jsonl.gz", ".zst": "jsonl.zst", ".zstd": "jsonl.zst",
 }  # fmt: skip
 
 
@@ -105,9 +104,6 @@ class Chunk:
         self.file = file
         self.first_row = first_row
 
-    def __len__(self) -> int:
-        raise NotImplementedError
-
     def line(self, index: int) -> int | None:
         return None
 
@@ -164,9 +160,6 @@ class LineChunk(Chunk):
         self.lines = lines
         self.columns = columns
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
     def line(self, index: int) -> int:
         return self.lines[index][0]
 
@@ -204,9 +197,6 @@ class CsvChunk(Chunk):
         self.names = names  # after the column mapping
         self.rows = rows  # (line, cells)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def line(self, index: int) -> int:
         return self.rows[index][0]
 
@@ -238,9 +228,6 @@ class ArrowChunk(Chunk):
         super().__init__(file, first_row)
         self.batch = batch  # the input's own column names
         self.names = names  # after the column mapping
-
-    def __len__(self) -> int:
-        return self.batch.num_rows
 
     def original(self, index: int) -> dict:
         return self.batch.slice(index, 1).to_pylist()[0]
@@ -357,16 +344,54 @@ def _table_batches(tables: Iterable) -> Iterator:
         yield from table.to_batches(max_chunksize=CHUNK)
 
 
+class _ZstdReader(io.RawIOBase):
+    """zstd frames, decompressed as they are read. A stream that ends inside a frame is an error:
+    zstandard's own stream reader stops there without one, and the records after would be lost."""
+
+    def __init__(self, path: Path, zstandard):
+        self._file = path.open("rb")
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._frame = self._new()
+        self._pending = b""
+        self._read_any = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            block = self._file.read(1 << 20)
+            if not block:
+                if self._read_any and not self._frame.eof:
+                    raise EOFError("the zstd stream ends inside a frame: the file is truncated")
+                return 0
+            self._read_any = True
+            self._pending = self._decompress(block)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size
+
+    def _decompress(self, block: bytes) -> bytes:
+        out = []
+        while block:
+            if self._frame.eof:  # the next frame of a multi-frame file
+                self._frame = self._new()
+            out.append(self._frame.decompress(block))
+            block = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 def _open_jsonl(path: Path, kind: str, file: str) -> IO[bytes]:
     if kind == "jsonl.gz":
         import gzip
 
         return gzip.open(path, "rb")
     if kind == "jsonl.zst":
-        import io
-
-        zstandard = _need("zstandard", "zstd-compressed JSONL", file)
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True))
+        return io.BufferedReader(_ZstdReader(path, _need("zstandard", "zstd-compressed JSONL", file)))
     return path.open("rb")
 
 
@@ -376,15 +401,13 @@ def _file_chunks(path: Path, kind: str, file: str, columns) -> Iterator[Chunk]:
     elif kind in ("csv", "tsv"):
         yield from _csv_chunks(path, file, "," if kind == "csv" else "\t", columns)
     else:
+        # a damaged or truncated compressed stream fails as it is read
+        damaged = (OSError, EOFError) + ((_need("zstandard", "", file).ZstdError,) if kind == "jsonl.zst" else ())
         with _open_jsonl(path, kind, file) as stream:
             try:
                 yield from line_chunks(iter_lines(stream), file, columns)
-            except (OSError, EOFError) as exc:  # a damaged gzip stream
-                raise UnusableInputError(f"{file}: cannot decompress: {exc}", hint="check the file") from None
-            except Exception as exc:
-                if type(exc).__module__.startswith("zstandard"):
-                    raise UnusableInputError(f"{file}: cannot decompress: {exc}", hint="check the file") from None
-                raise
+            except damaged as exc:
+                raise UnusableInputError(f"{file}: cannot read: {exc}", hint="check the file") from None
 
 
 # ---------------------------------------------------------------- sources

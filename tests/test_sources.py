@@ -172,6 +172,15 @@ def test_saved_dataset_dict_needs_a_split(pairs, tmp_path):
         assert [r.row for r in source.rows()] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("kind", ["jsonl.gz", "jsonl.zst"])
+def test_damaged_compressed_jsonl_is_unusable(kind, pairs, tmp_path):
+    name, write, _, _ = KINDS[kind]
+    whole = write(tmp_path / name, pairs).read_bytes()
+    (tmp_path / name).write_bytes(whole[: len(whole) // 2])  # cut off mid-stream
+    report = validate_file(tmp_path / name, CONFIG)
+    assert report.verdict == "unusable" and "cannot read" in report.findings[-1].message
+
+
 def test_column_mapping(pairs, tmp_path):
     renamed = [{"question": p["prompt"], "good": p["chosen"], "bad": p["rejected"], "id": p["id"]} for p in pairs]
     mapping = "prompt=question,chosen=good,rejected=bad"
