@@ -87,9 +87,9 @@ class Validator(Protocol):
         snippet: str | None = None,
         rule: str | None = None,
     ) -> Finding:
-        """A Finding of this validator's rule, located at the pair's line (None: dataset-wide)."""
-        line = pair.line if pair else None
-        return Finding(rule or self.name, severity, message, line=line, field=field, hint=hint, snippet=snippet)
+        """A Finding of this validator's rule, located at the pair's line and row (None: dataset-wide)."""
+        line, row = (pair.line, pair.row) if pair else (None, None)
+        return Finding(rule or self.name, severity, message, line, field, hint, snippet, row=row)
 
 
 # Training --------------------------------------------------------------------------------------
