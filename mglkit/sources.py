@@ -204,8 +204,16 @@ def iter_pairs(spec: SourceSpec | str | os.PathLike) -> Iterator[Pair]:
                 yield record.pair
 
 
-def provenance(spec: SourceSpec, source: Source) -> dict[str, Any]:
-    """What a run records of its data: the files' sha256, or for a Hub dataset its name, subset and split."""
-    if source.kind == "hf":
-        return {"dataset_name": spec.name, "dataset_subset": spec.subset, "dataset_split": spec.split}
-    return {"dataset_sha256": source.digest()}
+def provenance(spec: SourceSpec) -> dict[str, Any]:
+    """What a run records of its data: ``dataset_path`` and the sha256 of the files read (a Hub
+    dataset, streamed, has none: its name, subset and split say what it was), and the split, subset
+    and column mapping when given."""
+    if spec.name.startswith(HF_PREFIX):
+        where, digest = spec.name, None
+    else:
+        from .resources import resolve_data_path
+
+        with open_data(spec) as source:
+            where, digest = str(resolve_data_path(spec.name)), source.digest()
+    given = {"dataset_split": spec.split, "dataset_subset": spec.subset, "dataset_columns": spec.columns}
+    return {"dataset_path": where, "dataset_sha256": digest, **{k: v for k, v in given.items() if v}}

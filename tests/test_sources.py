@@ -4,6 +4,7 @@ import csv
 import gzip
 import json
 import os
+import subprocess
 import sys
 import textwrap
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from conftest import ROOT, cli_json, mglkit
+from conftest import ROOT, cli, cli_json, mglkit
 
 from mglkit import ValidationConfig, load_pairs
 from mglkit.errors import ConfigError, MglkitError, UnusableInputError
@@ -349,3 +350,131 @@ def test_the_core_imports_no_data_library():
     code = "import sys, mglkit.cli, mglkit.validation, mglkit.sources; print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert not {"'pyarrow'", "'datasets'", "'zstandard'"} & set(loaded.strip("[]\n").split(", "))
+
+
+# The options of `mglkit validate`, from flags and config files alike -------------------------------
+
+
+def renamed(pairs):
+    return [{"question": p["prompt"], "good": p["chosen"], "bad": p["rejected"], "id": p["id"]} for p in pairs]
+
+
+MAPPING = "prompt=question,chosen=good,rejected=bad"
+
+
+def test_columns_from_flags_and_config_files_agree(pairs, tmp_path, monkeypatch):
+    path = write_parquet(tmp_path / "r.parquet", renamed(with_bad_row(pairs, at=3)))
+    flags = ("--validators", "length,cyrillic,hygiene")
+    code, report = cli_json("validate", path, "--columns", MAPPING, *flags)
+    assert code == 1 and report["counts"] == {"records": 12, "valid": 11, "errors": 1, "warnings": 0}
+    (bad,) = [f for f in report["findings"] if f["severity"] == "error"]
+    assert (bad["row"], bad["line"], bad["field"], bad["file"]) == (3, None, "chosen", str(path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mglkit.toml").write_text(f'[validate]\ncolumns = "{MAPPING}"\n')
+    assert cli_json("validate", path, *flags) == (code, report)
+    (tmp_path / "mglkit.toml").write_text('[validate]\ncolumns = "question=prompt"\n')
+    result = cli("validate", path)
+    assert result.returncode == 2
+    assert b"mglkit.toml [validate], key 'columns': 'question' is not a record field" in result.stderr
+    result = cli("validate", path, "--columns", "prompt")
+    assert result.returncode == 2 and b"'prompt' is not FIELD=COLUMN" in result.stderr
+
+
+def test_hf_names_split_and_subset_on_the_command_line(pairs, tmp_path):
+    repo = write_hub_repo(tmp_path / "repo", with_bad_row(pairs, at=2))
+    code, report = cli_json("validate", f"hf:{repo}", "--subset", "pairs", "--split", "train")
+    assert code == 1 and report["file"] == f"hf:{repo}" and report["counts"]["records"] == 12
+    code, report = cli_json("validate", f"hf:{repo}")
+    assert code == 2 and "--split" in hint(report, report["findings"][0])
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_clean_output_in_the_input_format_from_the_cli(kind, pairs, tmp_path):
+    name, write, _, _ = KINDS[kind]
+    source = write(tmp_path / name, with_bad_row(pairs, at=2))
+    clean, rejects = tmp_path / f"clean-{name}", tmp_path / "rejects.jsonl"
+    before = source.read_bytes()
+    code, report = cli_json(
+        "validate", source, "--out-clean", clean, "--out-rejects", rejects, "--out-format", "input", "--min-pairs", "5"
+    )
+    assert code == 1 and report["counts"]["valid"] == 11
+    with open_data(str(clean)) as out:
+        assert [r.obj["id"] for r in out.rows()] == [p["id"] for i, p in enumerate(pairs) if i != 1]
+    assert [json.loads(line)["row"] for line in rejects.read_text().splitlines()] == [2]
+    link = tmp_path / f"link-{name}"
+    link.symlink_to(source)
+    for target in (source, link):  # the input, by its name or another: never overwritten
+        result = cli("validate", source, "--out-clean", target, "--out-format", "input")
+        assert result.returncode == 2 and b"is the input" in result.stderr
+    assert source.read_bytes() == before
+
+
+def test_help_imports_no_data_library():
+    """`mglkit --help` and `mglkit validate --help` start without pyarrow, datasets or zstandard."""
+    for args in (["--help"], ["validate", "--help"]):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "mglkit", *args], capture_output=True)
+        assert result.returncode == 0
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.decode().splitlines()}
+        assert "mglkit" in imported and not imported & {"pyarrow", "datasets", "zstandard"}, args
+
+
+# train and eval read through the layer too -----------------------------------------------------
+
+
+def test_training_data_from_any_source(pairs, tmp_path):
+    import mglkit
+
+    path = write_parquet(tmp_path / "r.parquet", renamed(pairs))
+    found, summary = mglkit.validated_pairs(SourceSpec(str(path), columns=parse_columns(MAPPING)))
+    assert [p.chosen for p in found] == [p["chosen"] for p in pairs] and summary["counts"]["records"] == 12
+    bad = write_parquet(tmp_path / "bad.parquet", renamed(with_bad_row(pairs, at=5)))
+    with pytest.raises(MglkitError, match="row 5: format: field 'chosen' is null") as error:
+        mglkit.validated_pairs(SourceSpec(str(bad), columns=parse_columns(MAPPING)))
+    assert f"mglkit validate {bad} --columns {MAPPING}" in error.value.hint
+
+
+def test_a_run_records_the_files_digest_or_the_hub_name(pairs, tmp_path):
+    import hashlib
+
+    from mglkit.sources import provenance
+
+    path = write_csv(tmp_path / "p.csv", pairs)
+    assert provenance(SourceSpec(str(path))) == {
+        "dataset_path": str(path),
+        "dataset_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    repo = write_hub_repo(tmp_path / "repo", pairs)
+    assert provenance(SourceSpec(f"hf:{repo}", "train", "pairs")) == {
+        "dataset_path": f"hf:{repo}",
+        "dataset_sha256": None,
+        "dataset_split": "train",
+        "dataset_subset": "pairs",
+    }
+
+
+def test_grpo_prompts_from_a_facts_parquet(tmp_path):
+    from mglkit_trl.grpo import prompt_records
+
+    from mglkit import TrainConfig, read_jsonl
+
+    facts = [record for _, record in read_jsonl(ROOT / "data" / "facts_train.jsonl")][:5]
+    path = write_parquet(tmp_path / "facts.parquet", facts)
+    records = prompt_records(SourceSpec(str(path)), TrainConfig())
+    assert [r["question"] for r in records] == [f["question"] for f in facts]
+    assert records[0]["aliases"] == facts[0]["aliases"]
+    broken = write_parquet(tmp_path / "broken.parquet", [facts[0], {**facts[1], "aliases": None}])
+    with pytest.raises(UnusableInputError, match=r"broken\.parquet, row 2, field 'aliases'"):
+        prompt_records(SourceSpec(str(broken)), TrainConfig())
+
+
+def test_eval_train_data_and_contamination_read_any_source(pairs, tmp_path):
+    from mglkit.contamination import training_texts
+    from mglkit.evaluation import overlap_warnings
+    from mglkit.types import Suite
+
+    path = write_parquet(tmp_path / "train.parquet", pairs)
+    texts = training_texts(path)
+    assert [t.question for t in texts] == [p["prompt"] for p in pairs] and texts[0].where == f"{path}:1"
+    suite = Suite("s", tmp_path, facts=[{"id": "f1", "question": pairs[2]["prompt"], "choices": ["а", "б"]}])
+    (warning,) = overlap_warnings(suite, str(path))
+    assert warning.startswith(f"f1 overlaps {path} row 3")
