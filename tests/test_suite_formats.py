@@ -1,15 +1,20 @@
-"""Published benchmark formats (Belebele, SIB-200, FLORES-200) read as suites the evaluators score."""
+"""Published benchmark formats (Belebele, SIB-200, FLORES-200): suite sources of the built-in
+`formats` plugin, read as suites the evaluators score."""
 
 import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli, cli_json
+from mglkit_formats import Sib200
+from mglkit_formats.readers import SIB200_LABELS, read_belebele, read_flores, read_sib200
 
 from mglkit import EvalContext as Context
+from mglkit import models
 from mglkit.errors import ConfigError, UnusableInputError
-from mglkit.suite_formats import SIB200_LABELS, format_suite, read_belebele, read_flores, read_sib200
+from mglkit.models import load_model
+from mglkit.suites import load_suite
 
 FIXTURES = ROOT / "tests" / "suite_formats"
 BELEBELE = FIXTURES / "belebele_khk_Cyrl.jsonl"
@@ -66,6 +71,12 @@ def test_belebele_malformed_row_names_file_row_and_field():
     assert str(error.value) == f"{FIXTURES / 'belebele_bad.jsonl'}, line 3, field 'mc_answer3': missing"
 
 
+def test_a_malformed_suite_row_stops_eval_before_the_model_loads():
+    result = cli("eval", f"sib200:{FIXTURES / 'sib200_bad.tsv'}", "benchmarks", "--base", "no/such-model")
+    assert result.returncode == 2
+    assert f"mglkit: error: {FIXTURES / 'sib200_bad.tsv'}, line 4 (row 3), field 'category'" in result.stderr.decode()
+
+
 def test_belebele_answer_number_is_checked(tmp_path):
     bad = tmp_path / "b.jsonl"
     lines = BELEBELE.read_text(encoding="utf-8").splitlines()
@@ -99,8 +110,9 @@ def test_sib200_topics_are_scored_by_their_mongolian_labels():
 
 
 def test_sib200_labels_are_configurable():
-    english = {category: category for category in SIB200_LABELS}
-    suite = read_sib200(SIB200, labels=english)
+    """Another instance of the suite source, registered under another prefix, scores other labels."""
+    english = Sib200(labels={category: category for category in SIB200_LABELS}, prefix="sib200-en:")
+    suite = english.load(SIB200)
     assert suite.facts[0]["choices"][suite.facts[0]["answer"]] == "politics"
     with pytest.raises(ConfigError, match="share a label"):
         read_sib200(SIB200, labels={"politics": "улс төр", "travel": "улс төр"})
@@ -147,30 +159,40 @@ def test_flores_from_the_hubs_parquet(tmp_path):
         read_flores(broken)
 
 
-def test_format_suite_expands_home_and_variables(tmp_path, monkeypatch):
+def test_suite_sources_are_registered_and_expand_home_and_variables(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SUITES", "data")
     (tmp_path / "data").mkdir()
     shutil.copy(SIB200, tmp_path / "data" / "test.tsv")
-    suite = format_suite("sib200:~/$SUITES/test.tsv")
+    shutil.copy(BELEBELE, tmp_path / "data" / "khk_Cyrl.jsonl")
+    suite = load_suite("sib200:~/$SUITES/test.tsv")
     assert len(suite.facts) == 8 and suite.path == tmp_path / "data" / "test.tsv"
-    assert format_suite("benchmarks") is None
-    with pytest.raises(ConfigError, match="no path"):
-        format_suite("flores:")
+    assert suite.name == "sib200:test.tsv" and suite.files["test.tsv"]["sha256"]
+    assert len(load_suite("belebele:$HOME/data/khk_Cyrl.jsonl").facts) == 5
+    assert len(load_suite(f"flores:{FLORES}").fluency) == 5
+    with pytest.raises(ConfigError, match="no path after 'flores:'"):
+        load_suite("flores:")
+    with pytest.raises(UnusableInputError, match="no such file"):
+        load_suite("belebele:~/data/nope.jsonl")
 
 
-@pytest.mark.slow
-def test_formats_with_a_real_model(tiny):
-    """The three suites scored by mglkit:tiny through the real scorer: numbers in range."""
-    from mglkit.models import PromptFormat
-    from mglkit.scoring import ModelScorer
-
-    model, tokenizer = tiny
-    scorer = ModelScorer("base", model, tokenizer, PromptFormat(chat_template=False))
-    context = Context(reference=None)
-    facts = evaluator("facts")
-    for suite in (read_belebele(BELEBELE), read_sib200(SIB200)):
-        result = facts.evaluate(scorer, suite, context)
-        assert 0.0 <= result.metrics["acc"].value <= 1.0 and len(result.per_item["acc_norm"]) == len(suite.facts)
-    fluency = evaluator("fluency").evaluate(scorer, read_flores(FLORES), context)
-    assert all(bpc > 0 for bpc in fluency.per_item["bpc_fluent"]) and len(fluency.per_item["bpc_fluent"]) == 5
+def test_a_mixed_multi_suite_eval_is_one_table_with_one_model_load(quickstart_run, tmp_path, monkeypatch):
+    """`mglkit eval belebele:~/... sib200:... flores:... benchmarks --base B --adapter A`: every suite
+    scored by the same model load, in one report whose keys name suite and evaluator."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "belebele").mkdir()
+    shutil.copy(BELEBELE, tmp_path / "belebele" / "khk_Cyrl.jsonl")
+    suites = ["belebele:~/belebele/khk_Cyrl.jsonl", f"sib200:{SIB200}", f"flores:{FLORES}", "benchmarks"]
+    loads = []
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or load_model(*a, **k))
+    code, report = cli_json("eval", *suites, "--base", "mglkit:tiny", "--adapter", quickstart_run,
+                            "--limit", "3", "--evaluators", "facts,fluency", "--max-new-tokens", "4")  # fmt: skip
+    assert code == 0 and len(loads) == 1
+    assert report["columns"] == ["base", "run"]
+    facts = {key for key in report["evaluators"] if key.endswith("/facts")}
+    assert facts == {"belebele:khk_Cyrl.jsonl/facts", "sib200:sib200_khk_Cyrl.tsv/facts", "benchmarks/facts"}
+    assert {"flores:flores_khk_Cyrl.devtest/fluency", "benchmarks/fluency"} <= set(report["evaluators"])
+    belebele = report["evaluators"]["belebele:khk_Cyrl.jsonl/facts"]
+    assert set(belebele["base"]["metrics"]) == {"acc", "acc_norm"}  # no aliases: no generation
+    assert 0.0 <= belebele["run"]["metrics"]["acc"]["value"] <= 1.0 and "delta_vs_base" in belebele["run"]
+    assert report["suite"]["files"]["belebele:khk_Cyrl.jsonl/khk_Cyrl.jsonl"]["sha256"]

@@ -1,27 +1,24 @@
 """Published benchmarks read in their own formats, as suites the built-in evaluators score.
 
-- ``belebele:PATH``: Belebele (``facebook/belebele``, e.g. ``data/khk_Cyrl.jsonl``): reading comprehension,
-  four answers, scored as facts items (multiple choice by log-likelihood, passage and question as
-  the context; acc and acc_norm).
-- ``sib200:PATH``: SIB-200 (``data/annotated/khk_Cyrl/test.tsv``: ``index_id``, ``category``, ``text``):
-  topic classification scored as facts items, by the log-likelihood of each category's label, in
-  Mongolian unless other labels are given.
-- ``flores:PATH``: FLORES-200 sentences (``khk_Cyrl.devtest`` / ``.dev``, one sentence a line, or the
-  Hub's Parquet with a ``text`` or ``sentence`` column) as fluent passages for the fluency evaluator.
+- Belebele (``facebook/belebele``: ``flores_passage``, ``question``, ``mc_answer1..4``,
+  ``correct_answer_num``): reading comprehension as facts items, the passage and question as the
+  context of four answers (multiple choice by log-likelihood; acc and acc_norm).
+- SIB-200 (``index_id``, ``category``, ``text``): topic classification as facts items, the sentence
+  as the context of each category's label (in Mongolian unless other labels are given).
+- FLORES-200 sentences (``khk_Cyrl.devtest`` / ``.dev``, one sentence a line, or the Hub's Parquet
+  with a ``text`` or ``sentence`` column) as fluent passages for the fluency evaluator.
 
-PATH is anything the data-source layer reads (sources.py); ``~`` and environment variables are
-expanded. A malformed row is unusable input (exit 2), named by file, row and field.
+A path is anything mglkit's data-source layer reads (``mglkit.open_data``). A malformed row is
+unusable input (exit 2) named by file, row and field.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .errors import ConfigError, UnusableInputError
-from .sources import SourceRow, SourceSpec, open_data
-from .suites import Suite
+from mglkit import ConfigError, SourceRow, SourceSpec, Suite, UnusableInputError, open_data
 
 BELEBELE_ANSWERS = ("mc_answer1", "mc_answer2", "mc_answer3", "mc_answer4")
 BELEBELE_TEXTS = ("flores_passage", "question", *BELEBELE_ANSWERS)
@@ -53,13 +50,14 @@ def _text(row: SourceRow, field: str, hint: str) -> str:
     return value
 
 
-def _rows(spec: SourceSpec) -> Iterator[SourceRow]:
-    with open_data(spec) as source:
+def _rows(path: str | os.PathLike) -> Iterator[SourceRow]:
+    with open_data(SourceSpec(str(path))) as source:
         yield from source.rows()
 
 
-def _expanded(path: str | os.PathLike) -> str:
-    return os.path.expandvars(os.path.expanduser(str(path)))
+def _digest(path: str | os.PathLike) -> str | None:
+    with open_data(SourceSpec(str(path))) as source:
+        return source.digest()
 
 
 def _belebele_answer(row: SourceRow) -> int:
@@ -70,11 +68,11 @@ def _belebele_answer(row: SourceRow) -> int:
     return int(number) - 1
 
 
-def read_belebele(path: str | os.PathLike, *, split: str | None = None, subset: str | None = None) -> Suite:
+def read_belebele(path: str | os.PathLike) -> Suite:
     """Belebele items as facts items: ``context`` the passage, ``choices`` the four answers."""
     hint = "Belebele rows have " + ", ".join(BELEBELE_TEXTS) + " and correct_answer_num"
     facts = []
-    for row in _rows(SourceSpec(_expanded(path), split, subset)):
+    for row in _rows(path):
         texts = {field: _text(row, field, hint) for field in BELEBELE_TEXTS}
         facts.append({
             "id": f"belebele-{row.row}", "period": None, "context": texts["flores_passage"],
@@ -85,7 +83,7 @@ def read_belebele(path: str | os.PathLike, *, split: str | None = None, subset: 
     return _suite("belebele", path, facts=facts)
 
 
-def read_sib200(path: str | os.PathLike, *, labels: Mapping[str, str] | None = None, split: str | None = None) -> Suite:
+def read_sib200(path: str | os.PathLike, labels: Mapping[str, str] | None = None) -> Suite:
     """SIB-200 rows as facts items: the sentence as context, each category's label a choice.
     ``labels`` maps SIB-200's categories to the labels scored (default: Mongolian)."""
     labels = dict(labels or SIB200_LABELS)
@@ -94,7 +92,7 @@ def read_sib200(path: str | os.PathLike, *, labels: Mapping[str, str] | None = N
     categories, choices = list(labels), list(labels.values())
     known = "categories: " + ", ".join(categories)
     facts = []
-    for row in _rows(SourceSpec(_expanded(path), split)):
+    for row in _rows(path):
         text = _text(row, "text", "SIB-200 rows have index_id, category and text")
         category = row.obj.get("category")
         if category not in labels:
@@ -123,14 +121,13 @@ def _flores_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise UnusableInputError(f"{path}: no such file", hint="check the path") from None
 
 
-def read_flores(path: str | os.PathLike, *, split: str | None = None, subset: str | None = None) -> Suite:
+def read_flores(path: str | os.PathLike) -> Suite:
     """FLORES sentences as fluent passages (``id``, ``text``)."""
-    expanded = _expanded(path)
-    if Path(expanded).suffix in FLORES_TEXT_FILES:
-        passages = [{"id": f"flores-{n}", "text": t} for n, t in _flores_lines(Path(expanded))]
+    if Path(path).suffix in FLORES_TEXT_FILES:
+        passages = [{"id": f"flores-{n}", "text": t} for n, t in _flores_lines(Path(path))]
     else:
         passages = []
-        for row in _rows(SourceSpec(expanded, split, subset)):
+        for row in _rows(path):
             column = next((c for c in FLORES_COLUMNS if c in row.obj), FLORES_COLUMNS[0])
             text = _text(row, column, "FLORES rows have a text (flores_plus) or sentence column")
             passages.append({"id": f"flores-{row.obj.get('id', row.row)}", "text": text})
@@ -138,23 +135,9 @@ def read_flores(path: str | os.PathLike, *, split: str | None = None, subset: st
 
 
 def _suite(kind: str, path: str | os.PathLike, **parts) -> Suite:
+    """The suite, named ``kind:FILE`` and recording its file's sha256 (as a suite folder's files are)."""
     if not any(parts.values()):
         raise UnusableInputError(f"{path}: no {kind} items", hint="check the file")
-    return Suite(f"{kind}:{Path(_expanded(path)).name}", Path(_expanded(path)), **parts)
-
-
-SUITE_FORMATS: dict[str, Callable[..., Suite]] = {
-    "belebele": read_belebele,
-    "sib200": read_sib200,
-    "flores": read_flores,
-}
-
-
-def format_suite(name: str, **options) -> Suite | None:
-    """``belebele:PATH``, ``sib200:PATH`` or ``flores:PATH`` read as a suite; None for other names."""
-    kind, sep, path = name.partition(":")
-    if not sep or kind not in SUITE_FORMATS:
-        return None
-    if not path:
-        raise ConfigError(f"{name}: no path after '{kind}:'", hint=f"e.g. {kind}:~/data/khk_Cyrl file")
-    return SUITE_FORMATS[kind](path, **options)
+    path = Path(path)
+    files = {path.name: {"version": None, "sha256": _digest(path)}}
+    return Suite(f"{kind}:{path.name}", path, files=files, **parts)
