@@ -149,7 +149,9 @@ def items_from_suite(suite) -> list[Item]:
 def training_texts(path: str | Path) -> list[TrainingText]:
     """A preference-pair file, a facts file (question, choices/answer, aliases) or a corpus JSONL
     ({"id", "title", "text"}), told apart by their fields; a folder means its *.jsonl files."""
-    if _other_source(path):  # Parquet, CSV, a save_to_disk folder, hf:...: pairs, through mglkit.sources
+    from .sources import not_jsonl
+
+    if not_jsonl(path):  # Parquet, CSV, a save_to_disk folder, hf:...: pairs, through mglkit.sources
         return _pair_texts(path)
     path = Path(path)
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
@@ -185,16 +187,6 @@ def _jsonl(file: Path):
         if not isinstance(record, dict):
             raise UnusableInputError(f"{file}, line {number}: not a JSON object", hint=_ONE_A_LINE)
         yield number, record
-
-
-def _other_source(path: str | Path) -> bool:
-    from .source_files import file_kind
-    from .sources import HF_PREFIX
-
-    path = Path(path)
-    if str(path).startswith(HF_PREFIX):
-        return True
-    return not any(path.glob("*.jsonl")) if path.is_dir() else path.is_file() and file_kind(path) != "jsonl"
 
 
 def _pair_texts(file: Path | str) -> list[TrainingText]:

@@ -191,6 +191,15 @@ def _folder_source(folder: Path, spec: SourceSpec) -> Source:
     return Source(display_name(spec.name), "folder", chunks, files)
 
 
+def not_jsonl(name: str | os.PathLike) -> bool:
+    """Whether a name is data of another kind than JSONL: a Hub dataset, a Parquet, CSV or TSV file,
+    a folder without JSONL files (a save_to_disk folder, a folder of Parquet files)."""
+    if str(name).startswith(HF_PREFIX):
+        return True
+    path = Path(name)
+    return not any(path.glob("*.jsonl")) if path.is_dir() else path.is_file() and file_kind(path) != "jsonl"
+
+
 def iter_pairs(spec: SourceSpec | str | os.PathLike) -> Iterator[Pair]:
     """The pairs of any source, in order (as ``load_pairs`` for JSONL); the first record that holds
     no pair raises MglkitError naming file, line or row, and field."""

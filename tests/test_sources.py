@@ -478,3 +478,23 @@ def test_eval_train_data_and_contamination_read_any_source(pairs, tmp_path):
     suite = Suite("s", tmp_path, facts=[{"id": "f1", "question": pairs[2]["prompt"], "choices": ["а", "б"]}])
     (warning,) = overlap_warnings(suite, str(path))
     assert warning.startswith(f"f1 overlaps {path} row 3")
+
+
+@pytest.mark.slow
+def test_a_run_on_a_hub_dataset_records_its_name_subset_and_split(pairs, tmp_path):
+    rows = renamed([dict(p, id=f"{p['id']}-{i}", prompt=f"{p['prompt']} ({i})") for i in range(2) for p in pairs])
+    repo = write_hub_repo(tmp_path / "repo", rows)
+    run = tmp_path / "run"
+    result = mglkit(
+        "train", "--trainer", "dpo", "--base", "mglkit:tiny", "--dataset", f"hf:{repo}", "--subset", "pairs",
+        "--split", "train", "--columns", MAPPING, "--batch-size", "4", "--grad-accum", "1", "--max-steps", "2",
+        "--max-length", "128", "--samples", "1", "--max-new-tokens", "4", "--no-plots", "--output", run,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    args = json.loads((run / "training_args.json").read_text())
+    assert (args["dataset_path"], args["dataset_subset"], args["dataset_split"]) == (f"hf:{repo}", "pairs", "train")
+    assert args["dataset_sha256"] is None and args["dataset_columns"] == parse_columns(MAPPING)
+    card = (run / "README.md").read_text()
+    assert f"- Data: `hf:{repo}` (subset `pairs`, split `train`, columns `prompt=question`" in card
+    stats = json.loads((run / "training_logs" / "training_stats.json").read_text())
+    assert stats["total_samples"] == 24 and stats["validation"]["counts"]["records"] == 24

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, cli, cli_json
-from mglkit_formats import Sib200
+from mglkit_formats import sib200
 from mglkit_formats.readers import SIB200_LABELS, read_belebele, read_flores, read_sib200
 
 from mglkit import EvalContext as Context
@@ -111,7 +111,7 @@ def test_sib200_topics_are_scored_by_their_mongolian_labels():
 
 def test_sib200_labels_are_configurable():
     """Another instance of the suite source, registered under another prefix, scores other labels."""
-    english = Sib200(labels={category: category for category in SIB200_LABELS}, prefix="sib200-en:")
+    english = sib200(labels={category: category for category in SIB200_LABELS}, prefix="sib200-en:")
     suite = english.load(SIB200)
     assert suite.facts[0]["choices"][suite.facts[0]["answer"]] == "politics"
     with pytest.raises(ConfigError, match="share a label"):
