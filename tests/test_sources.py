@@ -452,6 +452,7 @@ def test_a_run_records_the_files_digest_or_the_hub_name(pairs, tmp_path):
     }
 
 
+@pytest.mark.slow  # imports TRL
 def test_grpo_prompts_from_a_facts_parquet(tmp_path):
     from mglkit_trl.grpo import prompt_records
 
