@@ -18,13 +18,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, MglkitError, UnusableInputError
 from .findings import ERROR, position
 from .pairs import Pair, display_name, iter_lines
-from .source_chunks import Chunk, line_chunks
-from .source_files import SUFFIXES, file_chunks, file_kind
+
+if TYPE_CHECKING:
+    from .source_chunks import Chunk
 
 HF_PREFIX = "hf:"
 
@@ -151,6 +152,9 @@ def open_data(spec: SourceSpec | str) -> Source:
         from .source_datasets import hub_source
 
         return hub_source(spec)
+    from .source_chunks import line_chunks
+    from .source_files import file_chunks, file_kind
+
     if name == "-":
         return Source("<stdin>", "jsonl", lambda: line_chunks(iter_lines(sys.stdin.buffer), "<stdin>", columns))
     from .resources import resolve_data_path
@@ -168,6 +172,8 @@ def open_data(spec: SourceSpec | str) -> Source:
 
 
 def _data_files(folder: Path) -> list[Path]:
+    from .source_files import SUFFIXES
+
     return sorted(
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
     )
@@ -178,6 +184,8 @@ def _folder_source(folder: Path, spec: SourceSpec) -> Source:
         from .source_datasets import saved_dataset_source
 
         return saved_dataset_source(folder, spec)
+    from .source_files import file_chunks, file_kind
+
     files = _data_files(folder)
     if not files:
         nested = any(p.is_dir() and _data_files(p) for p in folder.iterdir())
@@ -194,6 +202,8 @@ def _folder_source(folder: Path, spec: SourceSpec) -> Source:
 def not_jsonl(name: str | os.PathLike) -> bool:
     """Whether a name is data of another kind than JSONL: a Hub dataset, a Parquet, CSV or TSV file,
     a folder without JSONL files (a save_to_disk folder, a folder of Parquet files)."""
+    from .source_files import file_kind
+
     if str(name).startswith(HF_PREFIX):
         return True
     path = Path(name)
