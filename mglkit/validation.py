@@ -133,12 +133,16 @@ class _Outputs:
         ):
             raise ConfigError("--out-clean and --out-rejects name the same file", hint="give two paths")
         self._stack = contextlib.ExitStack()
-        self.clean = self._open(clean)
-        # clean records in the input's own format (source_writers), else as JSONL lines
-        self.clean_format = None if self.clean is None or clean_format is None else clean_format(self.clean, first)
-        if self.clean_format is not None:
-            self._stack.push(self.clean_format.exit)  # completes the format before the file is renamed
-        self.rejects = self._open(rejects)
+        try:
+            self.clean = self._open(clean)
+            # clean records in the input's own format (source_writers), else as JSONL lines
+            self.clean_format = None if clean is None or clean_format is None else clean_format(self.clean, first)
+            if self.clean_format is not None:
+                self._stack.push(self.clean_format.exit)  # completes the format before the file is renamed
+            self.rejects = self._open(rejects)
+        except BaseException as exc:  # nothing half-opened is left behind (the clean file's temporary)
+            self.close(exc)
+            raise
 
     def _open(self, path: str | None) -> IO[bytes] | None:
         return None if path is None else self._stack.enter_context(write_file(path))
