@@ -70,6 +70,10 @@ def test_the_contract_is_exported():
         "train",
         "validate",
         "load_pairs",
+        "open_data",
+        "SourceSpec",
+        "SourceRow",
+        "validated_pairs",
     ):
         assert name in mglkit.__all__ and hasattr(mglkit, name), name
 
