@@ -26,7 +26,7 @@ EXIT_HELP = "Exit status: 0 success;{failed} 2 usage or unusable input; 3 interr
 # name -> (the module whose ``command(pm, name)`` builds it, its one-line help for `mglkit --help`,
 # which lists commands without importing them: a test keeps the lines equal to the commands' own)
 BUILTIN_COMMANDS = {
-    "validate": ("mglkit.validation", "Check preference-pair files: JSONL (- reads standard input), .jsonl.gz/.zst,..."),
+    "validate": ("mglkit.validation", "Check preference-pair files (JSONL, Parquet, CSV/TSV, datasets; - reads..."),
     "train": ("mglkit.training", "LoRA DPO of a causal language model on preference pairs (or GRPO with reward..."),
     "eval": ("mglkit.evaluation", "Evaluate a base model and adapters side by side on suites (`benchmarks`, a..."),
     "generate": ("mglkit.rag", "Answer a question with a base model and, optionally, a trained adapter."),

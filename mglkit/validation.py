@@ -345,8 +345,10 @@ def command(pm, name: str):
     @config_option("validate")
     @setting_options(specs)
     def validate(files, as_json, out_clean, out_rejects, config_file, **values):
-        """Check preference-pair files: JSONL (- reads standard input), .jsonl.gz/.zst, Parquet, CSV/TSV,
-        folders of them, save_to_disk folders, and hf:ORG/NAME datasets."""
+        """Check preference-pair files (JSONL, Parquet, CSV/TSV, datasets; - reads standard input).
+
+        Inputs: JSONL (also .jsonl.gz, .jsonl.zst), Parquet, CSV/TSV, folders of them, save_to_disk
+        folders, and hf:ORG/NAME datasets."""
         from .config import load_config
         from .findings import exit_code, worst_verdict
 
