@@ -78,7 +78,7 @@ def command(pm, name: str):
 
     (spec,) = [s for s in declared(EvalConfig) if s.name == "train_data"]
     spec = dataclasses.replace(
-        spec, help="Training data: preference pairs, facts or a corpus (JSONL, or a folder of them); repeatable."
+        spec, help="Training data: pairs in any data format, or facts or a corpus as JSONL; repeatable."
     )
 
     @click.command(name, epilog=exit_help("some suite items are in the training data"))
@@ -86,7 +86,7 @@ def command(pm, name: str):
     @setting_options([spec])
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
     def contamination(suite, as_json, **values):
-        """Find the suite items (facts, pairs, fluency passages) that training data states, in any words."""
+        """Which suite items (facts, pairs, fluency passages) training data states, in any words."""
         from .suites import load_suite
 
         files = given(values, [spec]).get("train_data")

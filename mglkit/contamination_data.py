@@ -114,6 +114,10 @@ def items_from_suite(suite) -> list[Item]:
 def training_texts(path: str | Path) -> list[TrainingText]:
     """A preference-pair file, a facts file (question, choices/answer, aliases) or a corpus JSONL
     ({"id", "title", "text"}), told apart by their fields; a folder means its *.jsonl files."""
+    from .sources import not_jsonl
+
+    if not_jsonl(path):  # Parquet, CSV, a save_to_disk folder, hf:...: pairs, through mglkit.sources
+        return _pair_texts(path)
     path = Path(path)
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files or not files[0].is_file():
@@ -137,15 +141,16 @@ def bundled_training() -> list[TrainingText]:
     return [text for relative in BUNDLED_TRAINING for text in training_texts(bundled(relative))]
 
 
-def _pair_texts(file: Path) -> list[TrainingText]:
+def _pair_texts(file: Path | str) -> list[TrainingText]:
     from .pairs import load_pairs
 
     try:
         pairs = list(load_pairs(file))
     except MglkitError as exc:
         raise UnusableInputError(str(exc), hint=exc.hint) from None
-    return [TrainingText(str(p.extra.get("id", f"{file.name}:{p.line}")), f"{file}:{p.line}", p.prompt, p.chosen,
-                         "pairs") for p in pairs]  # fmt: skip
+    name = Path(file).name
+    return [TrainingText(str(p.extra.get("id", f"{name}:{p.line or p.row}")), f"{file}:{p.line or p.row}", p.prompt,
+                         p.chosen, "pairs") for p in pairs]  # fmt: skip
 
 
 def _record_text(file: Path, line: int, record: dict) -> TrainingText:

@@ -63,16 +63,17 @@ class EvalReport:
         return eval_table(self)
 
 
-def evaluators_for(names: list[str] | None, suite: Suite, pm) -> list:
-    """The evaluators asked for (each must find its parts in the suite), else every one that applies."""
+def evaluators_for(names: list[str] | None, suite: Suite, pm, several: bool = False) -> list:
+    """The evaluators asked for, else every one that applies. With one suite each one asked for must
+    find its parts in it; with several, each suite gets those whose parts it has."""
     if not names:
         return [e for e in pm.all("evaluator") if all(suite.has(p) for p in e.needs)]
     chosen = [pm.get("evaluator", n) for n in names]
     for evaluator in chosen:
         missing = [part for part in evaluator.needs if not suite.has(part)]
-        if missing:
+        if missing and not several:
             raise UnusableInputError(f"evaluator '{evaluator.name}' needs {missing[0]}.jsonl, which {suite.path} lacks")
-    return chosen
+    return [e for e in chosen if all(suite.has(p) for p in e.needs)]
 
 
 def contamination(suites: list[Suite], train_data: list[str]) -> tuple[list[str], list[Labels | None]]:
@@ -133,10 +134,13 @@ def evaluate(
     config = config or EvalConfig(**settings)
     pm = pm or get_plugin_manager()
     suites = [load_suite(name, pm).limited(config.limit) for name in config.suites]
-    chosen = [(suite, evaluators_for(config.evaluators, suite, pm)) for suite in suites]
+    chosen = [(suite, evaluators_for(config.evaluators, suite, pm, len(suites) > 1)) for suite in suites]
     for suite, evaluators in chosen:
         if not evaluators:
             raise UnusableInputError(f"no evaluator applies to {suite.path}", hint="see `mglkit plugins`")
+    unused = sorted(set(config.evaluators or ()) - {e.name for _, evaluators in chosen for e in evaluators})
+    if unused:
+        raise UnusableInputError(f"evaluator '{unused[0]}' applies to none of the suites", hint="see `mglkit plugins`")
     warnings, labels = contamination(suites, config.train_data)
     columns = _columns(config, model, tokenizer, fmt, config.batch_size, pm)
     several = len(suites) > 1

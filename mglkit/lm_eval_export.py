@@ -139,7 +139,7 @@ def command(pm, name: str):
     @click.option("--no-chat-template", is_flag=True, help="With --base: the plain question, no chat template.")
     @click.option("--overwrite", is_flag=True, help="Replace an mglkit lm-eval task in --output (never anything else).")
     def export_suite(suite, fmt, output, base, no_chat_template, overwrite):
-        """Write a suite's facts as a task of lm-evaluation-harness, scored exactly as mglkit scores them."""
+        """Write a suite's facts as an lm-evaluation-harness task, scored as mglkit scores them."""
         from .suites import load_suite
 
         loaded = load_suite(suite, pm)

@@ -7,7 +7,7 @@ from typing import IO, Any
 
 import orjson
 
-from .findings import ERROR, WARNING, Finding
+from .findings import ERROR, WARNING, Finding, position
 from .hookspecs import hookimpl
 
 _VERDICT_STYLE = {
@@ -61,7 +61,7 @@ def _count(n: int, style: str) -> str:
 
 
 def _finding_line(f: Finding) -> str:
-    where = f"line {f.line}" if f.line is not None else "dataset"
+    where = position(f.line, f.row) or "dataset"
     field = f", {f.field}" if f.field else ""
     return f"{where}{field}: [{f.rule}] {f.message}"
 

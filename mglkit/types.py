@@ -87,9 +87,9 @@ class Validator(Protocol):
         snippet: str | None = None,
         rule: str | None = None,
     ) -> Finding:
-        """A Finding of this validator's rule, located at the pair's line (None: dataset-wide)."""
-        line = pair.line if pair else None
-        return Finding(rule or self.name, severity, message, line=line, field=field, hint=hint, snippet=snippet)
+        """A Finding of this validator's rule, located at the pair's line and row (None: dataset-wide)."""
+        line, row = (pair.line, pair.row) if pair else (None, None)
+        return Finding(rule or self.name, severity, message, line, field, hint, snippet, row=row)
 
 
 # Training --------------------------------------------------------------------------------------
@@ -177,8 +177,9 @@ class Trainer(Protocol):
         """The method in one line for the model card, e.g. "DPO, sigmoid loss, beta 0.1"."""
         return self.method
 
-    def prompt_records(self, path: Path, options, config) -> list[dict]:
-        """For ``inputs == "prompts"``: the records of a data file, each with a ``question``."""
+    def prompt_records(self, data, options, config) -> list[dict]:
+        """For ``inputs == "prompts"``: the records of the training data, each with a ``question``.
+        ``data`` is a SourceSpec (name, split, subset, columns): read it with ``mglkit.open_data``."""
         raise NotImplementedError(f"trainer '{self.name}' reads no prompts")
 
     def train(self, job: TrainJob) -> TrainResult: ...

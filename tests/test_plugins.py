@@ -191,3 +191,10 @@ def test_trace_logs_each_hook_call(capfd):
         get_plugin_manager().all("trainer")
     err = capfd.readouterr().err
     assert "mglkit: trace: register_trainers [dpo](register=" in err and " ms" in err
+
+
+def test_ctrl_c_while_a_plugin_loads_is_exit_3_in_one_line(tmp_path, monkeypatch):
+    install(tmp_path, "sleepy_plugin", "raise KeyboardInterrupt\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    result = mglkit("validate", BAD / "good.jsonl")
+    assert result.returncode == 3 and result.stderr.decode().strip() == "mglkit: interrupted"

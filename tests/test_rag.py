@@ -179,3 +179,41 @@ def test_export_adapter_is_clean_and_loads(quickstart_run, tmp_path):
     PeftModel.from_pretrained(base, str(out))
     again = mglkit("export", quickstart_run, "--format", "adapter", "--output", out)
     assert again.returncode == 2 and b"already holds an mglkit export" in again.stderr
+
+
+def test_export_of_a_bin_adapter_copies_its_weights_and_tokenizer(quickstart_run, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    source = tmp_path / "bin-adapter"
+    source.mkdir()
+    for name in ("adapter_config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(quickstart_run / name, source / name)
+    weights = load_file(str(quickstart_run / "adapter_model.safetensors"))
+    torch.save(weights, source / "adapter_model.bin")  # an adapter saved the old way
+    (source / "vocab.json").write_text("{}")
+    (source / "merges.txt").write_text("#version: 0.2\n")
+    (source / "added_tokens.json").write_text("{}")
+    out = tmp_path / "out"
+    result = mglkit("export", source, "--format", "adapter", "--output", out)
+    assert result.returncode == 0, result.stderr.decode()
+    exported = load_file(str(out / "adapter_model.safetensors"))
+    assert exported.keys() == weights.keys() and all(torch.equal(exported[k], weights[k]) for k in weights)
+    assert {"vocab.json", "merges.txt", "added_tokens.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert not (out / "adapter_model.bin").exists()  # nothing pickled is published
+
+
+def test_ask_fits_long_passages_to_the_models_context(tiny, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    long = " ".join(["Эрдэнэ Зуу хийдийг 1585 онд Абтай сайн хаан Хархорумын туурийн дэргэд байгуулжээ."] * 120)
+    (docs / "a.md").write_text("\n\n".join([long] * 4), encoding="utf-8")
+    assert mglkit("index", docs, "--output", tmp_path / "idx").returncode == 0
+    result = mglkit("ask", "Эрдэнэ Зуу хийдийг хэн байгуулсан бэ?", "--base", "mglkit:tiny", "--index",
+                    tmp_path / "idx", "--k", "4", "--json", "--max-new-tokens", "16")  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert b"to fit the model's context" in result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["question"] == "Эрдэнэ Зуу хийдийг хэн байгуулсан бэ?" and len(answer["sources"]) < 4
