@@ -29,6 +29,14 @@ BUILTIN_COMMANDS = {
     "validate": ("mglkit.validation", "Check preference-pair files (JSONL, Parquet, CSV/TSV, datasets; - reads..."),
     "train": ("mglkit.training", "LoRA DPO of a causal language model on preference pairs (or GRPO with reward..."),
     "eval": ("mglkit.evaluation", "Evaluate a base model and adapters side by side on suites (`benchmarks`, a..."),
+    "contamination": (
+        "mglkit.contamination_check",
+        "Which suite items (facts, pairs, fluency passages) training data states, in...",
+    ),
+    "export-suite": (
+        "mglkit.lm_eval_export",
+        "Write a suite's facts as an lm-evaluation-harness task, scored as mglkit...",
+    ),
     "generate": ("mglkit.rag", "Answer a question with a base model and, optionally, a trained adapter."),
     "ask": ("mglkit.rag", "Answer a question from retrieved passages, citing them as [1], [2], ..."),
     "index": ("mglkit.retrieval", "Index your own documents (text, Markdown, JSONL) for `mglkit ask --index`."),

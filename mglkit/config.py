@@ -174,7 +174,13 @@ class EvalConfig:
     limit: int | None = setting(int, None, "At most N items of each suite file.", min=1, optional=True)
     seed: int = setting(int, 0, "Bootstrap seed.", min=0)
     max_new_tokens: int = setting(int, 32, "Length of generated answers.", min=1)
-    train_data: str | None = setting(str, None, "Warn when suite items overlap this training file.", optional=True)
+    train_data: list[str] = setting(
+        list,
+        [],
+        "Training data (pairs in any data format, or facts or a corpus as JSONL): warns about each suite item it "
+        "states and splits metrics into seen / unseen by it; repeat for several.",
+        multiple=True,
+    )
     precision: str = setting(
         str, "auto", "auto: bf16 where supported, else fp16 on GPU, fp32 on CPU.", choices=PRECISIONS
     )

@@ -113,4 +113,11 @@ def eval_table(report) -> str:
         "Values are means with 95% bootstrap intervals; (Δ) is the paired difference from the base "
         "model, * when its 95% interval excludes zero."
     )
+    for suite, split in report.splits.items():
+        counts = split["counts"]
+        lines.append(
+            f"`metric[unseen]`: the {counts['unseen']} items of {suite} the training data does not state "
+            f"(generalisation, the headline); `metric[seen]`: the {counts['seen']} it states (retention); "
+            f"labels from `{split['source']}`."
+        )
     return "\n".join(lines)

@@ -259,20 +259,21 @@ def _evaluate_at_end(run, model, tokenizer, fmt, pm, source: SourceSpec, stats) 
         suites=[config.eval_suite], base=config.base, seed=config.seed, train_data=_by_name(source)
     )
     report = evaluate(eval_config, model=model, tokenizer=tokenizer, fmt=fmt, pm=pm)
-    for warning in report.warnings[:1]:
+    if report.warnings:  # one per suite item the training data states (the contamination detector's)
         run.note(
-            f"warning: {warning}" + (f" (and {len(report.warnings) - 1} more)" if len(report.warnings) > 1 else "")
+            f"warning: the training data holds {len(report.warnings)} items of {config.eval_suite} (their scores "
+            f"are the [seen] rows); the first: {report.warnings[0]}"
         )
     stats["benchmarks"] = report.to_dict()
     return report.markdown()
 
 
-def _by_name(source: SourceSpec) -> str | None:
+def _by_name(source: SourceSpec) -> list[str]:
     """The training data as eval's --train-data names it: a name alone (a split or a column mapping
-    cannot be named there, so such data is not checked for overlap)."""
+    cannot be named there, so such data is not checked for contamination)."""
     if source.split or source.subset or source.columns:
-        return None
-    return source.name if source.name.startswith(HF_PREFIX) else str(resolve_data_path(source.name))
+        return []
+    return [source.name if source.name.startswith(HF_PREFIX) else str(resolve_data_path(source.name))]
 
 
 def api_config(config: TrainConfig | None, options: dict[str, Any]) -> TrainConfig:

@@ -204,6 +204,11 @@ class Suite:
     def has(self, part: str) -> bool:
         return bool(getattr(self, part))
 
+    def pair_ids(self) -> list[str]:
+        """Each pair's id: its ``id`` field, else ``pair-N`` (its place in pairs.jsonl). Evaluators
+        name pairs by it in their per-item results (seen / unseen labels are found by it)."""
+        return [str(p.extra.get("id", f"pair-{n}")) for n, p in enumerate(self.pairs, 1)]
+
     def limited(self, limit: int | None) -> Suite:
         if not limit:
             return self
@@ -277,6 +282,7 @@ class EvalResult:
     column: str
     metrics: dict[str, Any]  # name -> stats.Score
     per_item: dict[str, list[float]]  # aligned across columns: what paired deltas resample
+    # per-item results; each naming its suite item by "id" (in per_item's order) gives seen / unseen splits
     items: list[dict] = field(default_factory=list)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # title -> group -> Score
 

@@ -470,15 +470,16 @@ def test_grpo_prompts_from_a_facts_parquet(tmp_path):
 
 def test_eval_train_data_and_contamination_read_any_source(pairs, tmp_path):
     from mglkit.contamination import training_texts
-    from mglkit.evaluation import overlap_warnings
+    from mglkit.evaluation import contamination
     from mglkit.types import Suite
 
     path = write_parquet(tmp_path / "train.parquet", pairs)
     texts = training_texts(path)
     assert [t.question for t in texts] == [p["prompt"] for p in pairs] and texts[0].where == f"{path}:1"
-    suite = Suite("s", tmp_path, facts=[{"id": "f1", "question": pairs[2]["prompt"], "choices": ["а", "б"]}])
-    (warning,) = overlap_warnings(suite, str(path))
-    assert warning.startswith(f"f1 overlaps {path} row 3")
+    fact = {"id": "f1", "question": pairs[2]["prompt"], "choices": ["а", "б"], "answer": 0, "aliases": []}
+    (warning,), (labels,) = contamination([Suite("s", tmp_path, facts=[fact])], [str(path)])
+    assert warning.startswith(f"f1 is in the training data: {path}:3 ")  # row 3 of the Parquet file
+    assert labels.by_id == {"f1": "seen"}
 
 
 @pytest.mark.slow
