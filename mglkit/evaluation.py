@@ -13,6 +13,7 @@ from pathlib import Path
 from . import distributed, tasks
 from .config import EvalConfig
 from .errors import ConfigError, UnusableInputError
+from .seen import Labels, suite_labels, with_splits
 from .stats import Delta, paired_delta
 from .types import EvalContext, EvalResult, Suite
 
@@ -26,6 +27,7 @@ class EvalReport:
     seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     files: dict[str, dict] = field(default_factory=dict)  # suite file -> {"version", "sha256"}
+    splits: dict[str, dict] = field(default_factory=dict)  # suite -> where seen / unseen labels came from, counts
 
     def metric_names(self, evaluator: str) -> list[str]:
         names: list[str] = []
@@ -41,6 +43,7 @@ class EvalReport:
                 name: {column: self._column(name, column, result) for column, result in by_column.items()}
                 for name, by_column in self.results.items()
             },
+            "splits": self.splits,
             "seconds": self.seconds,
             "warnings": self.warnings,
         }
@@ -60,31 +63,33 @@ class EvalReport:
         return eval_table(self)
 
 
-def evaluators_for(names: list[str] | None, suite: Suite, pm) -> list:
-    """The evaluators asked for (each must find its parts in the suite), else every one that applies."""
+def evaluators_for(names: list[str] | None, suite: Suite, pm, several: bool = False) -> list:
+    """The evaluators asked for, else every one that applies. With one suite each one asked for must
+    find its parts in it; with several, each suite gets those whose parts it has."""
     if not names:
         return [e for e in pm.all("evaluator") if all(suite.has(p) for p in e.needs)]
     chosen = [pm.get("evaluator", n) for n in names]
     for evaluator in chosen:
         missing = [part for part in evaluator.needs if not suite.has(part)]
-        if missing:
+        if missing and not several:
             raise UnusableInputError(f"evaluator '{evaluator.name}' needs {missing[0]}.jsonl, which {suite.path} lacks")
-    return chosen
+    return [e for e in chosen if all(suite.has(p) for p in e.needs)]
 
 
-def overlap_warnings(suite: Suite, train_data: str | Path) -> list[str]:
-    """Suite items whose wording overlaps the training data (word 3-gram Jaccard >= 0.5)."""
-    from .overlap import leaks
-    from .pairs import load_pairs
+def contamination(suites: list[Suite], train_data: list[str]) -> tuple[list[str], list[Labels | None]]:
+    """Warnings (one per suite item the training data states) and each suite's seen / unseen labels:
+    from the detector on ``train_data`` when given, else from the suite's manifest."""
+    from .contamination_check import check, read_training
 
-    training = [(f"line {p.line}", text) for p in load_pairs(train_data) for text in (p.prompt, p.chosen)]
-    items = [(p.extra.get("id", f"pair {i + 1}"), t) for i, p in enumerate(suite.pairs) for t in (p.prompt, p.chosen)]
-    items += [(f["id"], f["question"]) for f in suite.facts]
-    items += [(r["id"], r["text"]) for r in suite.fluency if "degraded" not in r]
-    return [
-        f"{item} overlaps {train_data} {where} (word 3-gram Jaccard {similarity:.2f})"
-        for item, where, similarity in leaks(items, training)
-    ]
+    if not train_data:
+        return [], [suite_labels(suite) for suite in suites]
+    training = read_training(train_data)
+    warnings, labels = [], []
+    for suite in suites:
+        report = check(suite, train_data, training)
+        warnings += report.warnings()
+        labels.append(suite_labels(suite, report.labels, "--train-data " + ", ".join(train_data)))
+    return warnings, labels
 
 
 def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> list:
@@ -131,16 +136,19 @@ def evaluate(
     config = config or EvalConfig(**settings)
     pm = pm or get_plugin_manager()
     suites = [load_suite(name, pm).limited(config.limit) for name in config.suites]
-    chosen = [(suite, evaluators_for(config.evaluators, suite, pm)) for suite in suites]
+    chosen = [(suite, evaluators_for(config.evaluators, suite, pm, len(suites) > 1)) for suite in suites]
     for suite, evaluators in chosen:
         if not evaluators:
             raise UnusableInputError(f"no evaluator applies to {suite.path}", hint="see `mglkit plugins`")
-    warnings = [w for suite in suites for w in overlap_warnings(suite, config.train_data)] if config.train_data else []
+    unused = sorted(set(config.evaluators or ()) - {e.name for _, evaluators in chosen for e in evaluators})
+    if unused:
+        raise UnusableInputError(f"evaluator '{unused[0]}' applies to none of the suites", hint="see `mglkit plugins`")
+    warnings, labels = contamination(suites, config.train_data)
     columns = _columns(config, model, tokenizer, fmt, config.batch_size, pm)
     several = len(suites) > 1
     results: dict[str, dict[str, EvalResult]] = {}
     seconds: dict[str, float] = {}
-    for suite, evaluators in chosen:
+    for (suite, evaluators), split in zip(chosen, labels, strict=True):
         for evaluator in evaluators:
             key = f"{suite.name}/{evaluator.name}" if several else evaluator.name
             start = time.perf_counter()
@@ -149,14 +157,17 @@ def evaluate(
                 for scorer in columns:
                     reference = None if scorer is columns[0] else columns[0]
                     context = EvalContext(reference, seed=config.seed, max_new_tokens=config.max_new_tokens)
-                    results[key][scorer.name] = evaluator.evaluate(scorer, suite, context)
+                    result = evaluator.evaluate(scorer, suite, context)
+                    results[key][scorer.name] = with_splits(result, split, config.seed)
                     task.advance()
             seconds[key] = round(time.perf_counter() - start, 2)
     files = {
         f"{suite.name}/{name}" if several else name: info for suite in suites for name, info in suite.files.items()
     }
     name = "+".join(s.name for s in suites)
-    return EvalReport(name, [s.name for s in columns], results, _deltas(results, config.seed), seconds, warnings, files)
+    splits = {suite.name: split.to_dict() for suite, split in zip(suites, labels, strict=True) if split is not None}
+    deltas = _deltas(results, config.seed)
+    return EvalReport(name, [s.name for s in columns], results, deltas, seconds, warnings, files, splits)
 
 
 def _deltas(results: dict[str, dict[str, EvalResult]], seed: int) -> dict:
@@ -216,7 +227,7 @@ def command(pm, name: str):
         from .outputs import refuse_input
 
         config = load_config(EvalConfig, config_file, suites=list(suites), **given(values, specs))
-        inputs = [config.train_data] if config.train_data else []
+        inputs = list(config.train_data)
         for option, target in (("--save-items", items_file), ("--html", html_file)):
             if target:
                 refuse_input(target, inputs, option)

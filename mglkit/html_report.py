@@ -32,17 +32,8 @@ from .runlog import RunFolder, load_run
 
 SAMPLES_PER_EVALUATOR = 8
 FINDINGS_SHOWN = 10
-HEADLINE_STATS = (
-    "total_steps",
-    "train_samples",
-    "test_samples",
-    "avg_loss",
-    "eval_loss",
-    "validation_accuracy",
-    "mean_reward",
-    "best_step",
-    "trainable_parameters",
-)
+HEADLINE_STATS = ("total_steps", "train_samples", "test_samples", "avg_loss", "eval_loss", "validation_accuracy",
+                  "mean_reward", "best_step", "trainable_parameters")  # fmt: skip
 # settings that always differ between runs, or say nothing about the training
 IGNORED_SETTINGS = {"output", "report_to", "dry_run", "resume"}
 
@@ -143,10 +134,16 @@ class EvalInput:
     items: list[dict] = field(default_factory=list)
 
 
+def suite_name(data: dict) -> str | None:
+    """The evaluated suite's name: ``{"name", "files"}`` in eval JSON since suite versions, a string before."""
+    suite = data.get("suite")
+    return suite.get("name") if isinstance(suite, dict) else suite
+
+
 def load_eval(source: str | os.PathLike | dict, title: str | None = None) -> EvalInput:
     """An eval JSON file (or its dict); exit-2 error when it is missing or not eval output."""
     if isinstance(source, dict):
-        data, title = source, title or f"suite {source.get('suite', '?')}"
+        data, title = source, title or f"suite {suite_name(source) or '?'}"
     else:
         path = Path(source)
         try:
@@ -251,7 +248,8 @@ def eval_view(item: EvalInput, names: list[str]) -> dict:
         )
     return {
         "title": item.title,
-        "suite": item.data.get("suite"),
+        "suite": suite_name(item.data),
+        "splits": item.data.get("splits") or {},
         "columns": item.data.get("columns") or [],
         "evaluators": evaluators,
         "warnings": item.data.get("warnings") or [],
@@ -345,7 +343,7 @@ def render_report(
         differing=differing_settings(folders),
         curves=curve_svgs(folders) if folders else [],
         evals=[eval_view(item, names) for item in inputs],
-        samples=sample_view(records, [e.data.get("suite") for e in inputs]),
+        samples=sample_view(records, [suite_name(e.data) for e in inputs]),
         has_items=bool(records),
         colors={"base": BASE_COLOR, "palette": COLORS},
     )

@@ -106,7 +106,7 @@ def _best(values: list[float]) -> tuple[int, bool]:
 
 
 def test_exported_suite_run_by_lm_eval_matches_mglkit(tiny, hf_folder, tmp_path):
-    from mglkit.evaluation import Context
+    from mglkit import EvalContext as Context
     from mglkit.plugins import get_plugin_manager
 
     if not shutil.which("lm_eval", path=str(Path(sys.executable).parent)):
