@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, read_metrics
+from conftest import ROOT, cli, read_metrics
 from mglkit_dpo.batches import shares
 
 TRAIN = ROOT / "data" / "mgl_history_grpo.jsonl"
@@ -50,11 +50,15 @@ def entries(cache):
 
 
 def train(cache, *args, launch=()):
-    env = {**os.environ, "MGLKIT_CACHE": str(cache)}
-    command = [*launch, "-m", "mglkit"] if launch else [sys.executable, "-m", "mglkit"]
-    result = subprocess.run([*command, "train", *map(str, args)], capture_output=True, env=env, timeout=600)
+    """``mglkit train`` with ``cache`` as MGLKIT_CACHE: launched as several processes, else in this
+    process (a new process would spend most of a short run importing)."""
+    if launch:
+        env = {**os.environ, "MGLKIT_CACHE": str(cache)}
+        command = [*launch, "-m", "mglkit", "train", *map(str, args)]
+        result = subprocess.run(command, capture_output=True, env=env, timeout=600)
+    else:
+        result = cli("train", *args, env={"MGLKIT_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr.decode()[-3000:]
-    return result
 
 
 def reference_notes(run):
@@ -100,7 +104,8 @@ def test_a_second_run_reuses_the_cache_and_any_change_computes_anew(private_cach
     changes = {"data": ["--dataset", fewer], "max length": ["--max-length", "96"], "precision": ["--precision", "bf16"]}
     for i, (what, change) in enumerate(changes.items()):  # (batch size, padding-free... : tests/test_refcache.py)
         run = tmp_path / f"changed-{i}"
-        train(private_cache, *args, *change, "--max-steps", "1", "--output", run)
+        fresh = [sys.executable] if what == "precision" else []  # accelerate sets a process's precision once
+        train(private_cache, *args, *change, "--max-steps", "1", "--output", run, launch=fresh)
         notes = reference_notes(run)
         assert len(notes) == 2 and not any("reused" in n for n in notes), what
     count = len(entries(private_cache))
