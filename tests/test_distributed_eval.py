@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from conftest import mglkit
+from conftest import cli
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
@@ -18,7 +18,7 @@ def without_times(report: dict) -> dict:
 def test_two_processes_evaluate_as_one(quickstart_run, tmp_path):
     args = ["eval", "benchmarks", "--base", "mglkit:tiny", "--adapter", str(quickstart_run), "--limit", "12",
             "--max-new-tokens", "8", "--precision", "fp32", "--batch-size", "4", "--json"]  # fmt: skip
-    one = mglkit(*args, "--save-items", tmp_path / "one.jsonl")
+    one = cli(*args, "--save-items", tmp_path / "one.jsonl")  # in this process: no start-up cost
     assert one.returncode == 0, one.stderr.decode()[-3000:]
     two = subprocess.run([*LAUNCH, "-m", "mglkit", *args, "--save-items", str(tmp_path / "two.jsonl")],
                          capture_output=True, timeout=600)  # fmt: skip
