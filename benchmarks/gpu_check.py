@@ -274,7 +274,7 @@ def machine(device: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ",".join(PARTS))
     parser.add_argument("--out", type=Path, help="also write the JSON summary here (after every part)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The wheels benchmarks/gpu_check.py installs on a GPU machine whose Python (CPython 3.12, manylinux
-# x86_64) has CUDA PyTorch, transformers, peft and accelerate and nothing else: TRL, datasets,
-# bitsandbytes, DeepSpeed, their missing dependencies, mglkit's own small dependencies, and mglkit
-# itself, into .whl/ at the repository root (ignored by git). Run it here, in a checkout, with
-# mglkit's virtual environment active (it builds mglkit's wheel and DeepSpeed's, which needs torch).
+# The wheels benchmarks/gpu_check.py installs on a GPU machine whose Python (CPython 3.12 by default,
+# GPU_PYTHON=3.11 for another; manylinux x86_64) has CUDA PyTorch, transformers, peft and accelerate
+# and nothing else: TRL, datasets, bitsandbytes, DeepSpeed, their missing dependencies, mglkit's own
+# small dependencies, and mglkit itself, into .whl/ at the repository root (ignored by git). Run it
+# here, in a checkout, with mglkit's virtual environment active (it builds mglkit's wheel and
+# DeepSpeed's, which needs torch).
 # About 55 MB, most of it bitsandbytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ exclude="$(git rev-parse --git-path info/exclude)"
 grep -qxF '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >>"$exclude"
 rm -rf "$out"
 mkdir -p "$out"
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${GPU_PYTHON:-3.12}" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$out" \
   trl==1.16.0 datasets==4.8.0 dill==0.4.1 multiprocess==0.70.19 \
