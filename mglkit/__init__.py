@@ -47,7 +47,8 @@ from .types import (
 
 # modules of the core that plugins may import besides this one
 PLUGIN_HELPERS = ("mglkit.preference", "mglkit.logprobs", "mglkit.mongolian", "mglkit.metrics", "mglkit.outputs",
-                  "mglkit.retrieval", "mglkit.plots")  # fmt: skip
+                  "mglkit.retrieval", "mglkit.plots", "mglkit.packing", "mglkit.refcache",
+                  "mglkit.distributed")  # fmt: skip
 
 
 def validate(source, config: ValidationConfig | None = None, **kwargs) -> ValidationReport:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tasks
+from . import distributed, tasks
 from .config import EvalConfig
 from .errors import ConfigError, UnusableInputError
 from .seen import Labels, suite_labels, with_splits
@@ -99,7 +99,9 @@ def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> 
     from .scoring import CachedScorer, ModelScorer
 
     names = []
+    sharded = model is None and distributed.world_size() > 1  # every process evaluates, each a share
     if model is None:
+        distributed.join()  # before loading: on GPUs each process takes its own
         for adapter in config.adapters:  # a damaged adapter fails before the model loads
             adapter_base(adapter)
         formats = [run_format(adapter) for adapter in config.adapters]
@@ -110,14 +112,14 @@ def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> 
     else:
         names.append(("adapter", "default", fmt))
     default_fmt = next((f for _, _, f in names if f is not None), None) or PromptFormat(chat_template=True)
-    base = CachedScorer(ModelScorer("base", model, tokenizer, default_fmt, None, batch_size))
+    base = CachedScorer(ModelScorer("base", model, tokenizer, default_fmt, None, batch_size, sharded))
     labels = [label for label, _, _ in names]
     if len(set(labels)) < len(labels):
         raise ConfigError(
             f"two adapters are named alike ({', '.join(labels)})", hint="give folders with distinct names"
         )
     return [base] + [
-        CachedScorer(ModelScorer(label, model, tokenizer, f or default_fmt, adapter, batch_size))
+        CachedScorer(ModelScorer(label, model, tokenizer, f or default_fmt, adapter, batch_size, sharded))
         for label, adapter, f in names
     ]
 
@@ -151,7 +153,7 @@ def evaluate(
             key = f"{suite.name}/{evaluator.name}" if several else evaluator.name
             start = time.perf_counter()
             results[key] = {}
-            with tasks.progress(f"eval {key}", total=len(columns)) as task:
+            with tasks.progress(f"eval {key}", total=len(columns), show=distributed.is_main()) as task:
                 for scorer in columns:
                     reference = None if scorer is columns[0] else columns[0]
                     context = EvalContext(reference, seed=config.seed, max_new_tokens=config.max_new_tokens)
@@ -234,6 +236,8 @@ def command(pm, name: str):
 
             require("jinja2")  # a missing extra fails now, not after the evaluation
         report = evaluate(config, pm=pm)
+        if not distributed.is_main():  # launched as several processes: the main one speaks for all
+            return 0
         if items_file:
             save_items(report, items_file)
         if html_file:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .errors import ConfigError, UnusableInputError
 from .prompts import PromptFormat
 
@@ -80,7 +81,7 @@ def _load_hf(name: str, options: ModelOptions):
 
     kwargs: dict[str, Any] = {"dtype": options.dtype, "trust_remote_code": options.trust_remote_code}
     if options.device_type == "cuda":
-        kwargs["device_map"] = "auto"
+        kwargs["device_map"] = distributed.device_map()
     if options.quantize == "4bit":
         kwargs["quantization_config"] = _four_bit(options)
     with _loading(name):

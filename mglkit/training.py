@@ -22,6 +22,7 @@ from .preference import (
     split_train_eval,
 )
 from .prompts import PromptFormat
+from .refcache import base_identity
 from .resources import resolve_data_path
 from .run import Run, call_safely, checkpoint_dirs
 from .sources import HF_PREFIX, SourceSpec, provenance
@@ -194,6 +195,7 @@ def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
             precision=options.resolved_precision,
             device=options.device_type,
             resume_from=resume_from,
+            base_identity=base_identity(config.base, prepared.model, pm),
         )
         result = prepared.trainer.train(job)
         if not result.is_main:

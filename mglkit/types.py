@@ -133,6 +133,7 @@ class TrainJob:
     precision: str  # fp32, fp16, bf16
     device: str  # cpu, cuda
     resume_from: Path | None = None  # the checkpoint folder to continue from
+    base_identity: dict | None = None  # who the base model is (mglkit.refcache), for caches keyed by it
 
 
 @dataclass
@@ -322,7 +323,12 @@ class Evaluator(Protocol):
 
 @runtime_checkable
 class ModelSource(Protocol):
-    """Loads models named with a prefix (``mglkit:tiny``) instead of a hub id or a folder."""
+    """Loads models named with a prefix (``mglkit:tiny``) instead of a hub id or a folder.
+
+    Optionally, ``folder(name) -> Path | None``: the local folder the weights load from. Caches keyed
+    by the base model (the reference log-probs) know a model by that folder's files; without one,
+    nothing of the model is cached.
+    """
 
     name: str
     prefix: str
