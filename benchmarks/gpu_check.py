@@ -183,7 +183,7 @@ def qlora(check: Check) -> dict:
         return {"status": "failed", "error": result.stderr[-2000:]}
     loaded = worker_run({"generate": str(out), "base": str(folder)})
     losses = [round(r["loss"], 4) for r in metrics(out)]
-    ok = len(losses) == 5 and loaded["four_bit_layers"] > 0 and bool(loaded["answer"])
+    ok = len(losses) == 5 and loaded["four_bit_layers"] > 0 and loaded["finite_logits"]
     return {"status": "ok" if ok else "failed", "losses": losses, **loaded}
 
 
@@ -241,9 +241,16 @@ def worker(spec: dict) -> None:
     model = load_adapter(model, spec["generate"], spec["base"])
     layers = sum("4bit" in type(m).__name__ for m in model.modules())
     fmt = PromptFormat(chat_template=True)
-    answer = generate(model, tokenizer, ["Чингис хаан хэдэн онд төрсөн бэ?"], fmt, 16, temperature=0.0)[0]
+    question = "Чингис хаан хэдэн онд төрсөн бэ?"
+    answer = generate(model, tokenizer, [question], fmt, 16, temperature=0.0)[0]
+    # the random model's 32k vocabulary outruns the tokenizer's 3k: its greedy tokens mostly have no text
+    # (an empty answer), so what must hold is finite logits
+    with torch.no_grad():
+        logits = model(**tokenizer(question, return_tensors="pt").to(model.device)).logits[0, -1]
+    first = tokenizer.convert_ids_to_tokens(int(logits.argmax()))
     peak = torch.cuda.max_memory_allocated() / 2**30
-    print(json.dumps({"four_bit_layers": layers, "answer": answer, "peak_gpu_gb": round(peak, 2)}))
+    print(json.dumps({"four_bit_layers": layers, "finite_logits": bool(torch.isfinite(logits).all()),
+                      "first_token": first, "answer": answer, "peak_gpu_gb": round(peak, 2)}))  # fmt: skip
 
 
 def install(wheels: Path) -> None:

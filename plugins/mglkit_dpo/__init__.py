@@ -18,7 +18,7 @@ class DPOTrainer(Trainer):
         Setting(
             "padding_free",
             bool,
-            True,
+            False,
             "Pack a batch's sequences into rows without padding (attention confined to each), when fewer positions.",
         ),
     )
