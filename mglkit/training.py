@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -247,7 +248,8 @@ def write_outputs(run, prepared: Prepared, result, pm) -> dict:
     write_json(run.dir / "training_args.json", args)
     write_json(run.logs / "training_stats.json", stats)
     write_text(run.dir / "README.md", model_card(run.config, stats, args, benchmarks))
-    run.note(f"saved the adapter to {run.dir} (last weights in {run.dir / 'last'})")
+    final = Path(os.path.abspath(run.config.output))  # where the run lands; run.dir may be its build sibling
+    run.note(f"saved the adapter to {final} (last weights in {final / 'last'})")
     return stats
 
 
