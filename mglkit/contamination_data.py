@@ -120,10 +120,14 @@ def training_texts(path: str | Path) -> list[TrainingText]:
         return _pair_texts(path)
     path = Path(path)
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    if not files or not files[0].is_file():
+    if not files or not path.exists():
         raise UnusableInputError(f"{path}: no such file", hint="give a training JSONL file or a folder of them")
     texts: list[TrainingText] = []
     for file in files:
+        if not file.is_file():  # a FIFO or a device would block or never end
+            raise UnusableInputError(
+                f"{file}: not a regular file", hint="give a training JSONL file or a folder of them"
+            )
         records = list(read_jsonl(file))
         if not records:
             raise UnusableInputError(f"{file}: no records", hint=_ONE_A_LINE)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
-from .errors import UnusableInputError
+from .errors import ConfigError, UnusableInputError
 from .plots import (
     BASE_COLOR,
     COLORS,
@@ -393,6 +393,10 @@ def command(pm, name: str):
         if not runs and not evals:
             raise click.UsageError("give a run folder or an --eval file")
         refuse_input(output, [*evals, *items], "--output")
+        target = Path(os.path.abspath(output))
+        for run in runs:  # the report must never land on a file of a run it reads
+            if Path(os.path.abspath(run)) in target.parents:
+                raise ConfigError(f"--output {output} is inside the run {run}", hint="write the report elsewhere")
         click.echo(f"wrote {write_report(output, runs, evals, items, title)}")
         return 0
 

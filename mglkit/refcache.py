@@ -64,7 +64,9 @@ def _folder_files(folder: Path) -> list[dict]:
         if path.suffix not in WEIGHT_SUFFIXES and path.name not in DESCRIBING_FILES:
             continue
         stat = path.stat()
-        entry = {"name": path.relative_to(folder).as_posix(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        # ctime and inode too: a copy that kept size and mtime (cp -p, rsync -a) still changes them
+        entry = {"name": path.relative_to(folder).as_posix(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                 "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino}  # fmt: skip
         if path.suffix == ".safetensors":
             entry["header_sha256"] = _sha256(safetensors_header(path))
         elif path.name in DESCRIBING_FILES:
@@ -132,9 +134,9 @@ def job_key(job, model, pairs, **extra) -> ReferenceKey | None:
     )
 
 
-def reuse_or_compute(key: ReferenceKey | None, compute: Callable[[], dict]) -> tuple[dict, bool]:
-    """The tensors saved under ``key`` by an earlier run, else ``compute()``'s (saved under it); and
-    whether they were reused. ``key`` None: computed, never saved.
+def reuse_or_compute(key: ReferenceKey | None, compute: Callable[[], dict]) -> tuple[dict, bool, bool]:
+    """The tensors saved under ``key`` by an earlier run, else ``compute()``'s (saved under it); whether
+    they were reused; and whether this process saved them. ``key`` None: computed, never saved.
 
     Every process calls this, and ``compute`` (which may share the work out between them) returns
     the same tensors on each. The main process looks the key up and writes the entry, holding the
@@ -147,7 +149,7 @@ def reuse_or_compute(key: ReferenceKey | None, compute: Callable[[], dict]) -> t
     from .tasks import note
 
     if key is None:
-        return compute(), False
+        return compute(), False, False
     folder = cache_root() / "reference" / key.digest()
     with contextlib.ExitStack() as stack:
         build, found = None, None
@@ -162,11 +164,11 @@ def reuse_or_compute(key: ReferenceKey | None, compute: Callable[[], dict]) -> t
                 build = None
         found = distributed.broadcast(found)
         if found is not None:
-            return found, True
+            return found, True, False
         tensors = compute()
         if build is not None:
             save_reference(build, key, tensors)
-        return tensors, False
+        return tensors, False, build is not None
 
 
 def timing(passes) -> dict:

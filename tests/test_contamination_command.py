@@ -2,6 +2,7 @@
 each contaminated item and its strongest evidence, 2 on unusable input; JSON and the terminal report."""
 
 import json
+import os
 
 import pytest
 from conftest import ROOT, cli, cli_json
@@ -59,12 +60,17 @@ def test_the_terminal_report_names_item_file_line_evidence_and_counts():
         ((), b"give the training data: --train-data FILE"),
         (("--train-data", "missing.jsonl"), b"missing.jsonl: no such file"),
         (("--train-data", "BAD"), b"bad.jsonl, line 2: not valid JSON"),
+        (("--train-data", "FIFOS"), b"z.jsonl: not a regular file"),  # read, it would block forever
     ],
 )
 def test_unusable_input_exits_2_in_one_line(tmp_path, args, message):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "Монгол"}\n{not json\n', encoding="utf-8")
-    args = tuple(str(bad) if a == "BAD" else a for a in args)
+    fifos = tmp_path / "fifos"
+    fifos.mkdir()
+    (fifos / "a.jsonl").write_bytes(PAIRS.read_bytes())
+    os.mkfifo(fifos / "z.jsonl")
+    args = tuple({"BAD": str(bad), "FIFOS": str(fifos)}.get(a, a) for a in args)
     result = cli("contamination", "benchmarks", *args)
     assert result.returncode == 2 and message in result.stderr and b"Traceback" not in result.stderr
     result = cli("contamination", tmp_path / "no-suite", "--train-data", PAIRS)

@@ -8,6 +8,7 @@ import struct
 import time
 
 import pytest
+from conftest import cli
 
 from mglkit.errors import UnusableInputError
 from mglkit.locks import acquire_lock, release_lock
@@ -319,6 +320,15 @@ def test_report_is_one_self_contained_file_and_says_what_is_missing(tmp_path):
     assert "no training_stats.json: the run stopped early" in html
     assert "recorded no validation summary" in html
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_the_report_never_lands_inside_a_run_it_reads(tmp_path):
+    run = make_run(tmp_path / "a")
+    metrics = run / "training_logs" / "metrics.jsonl"
+    before = metrics.read_bytes()
+    result = cli("report", run, "--output", metrics)
+    assert result.returncode == 2 and b"is inside the run" in result.stderr
+    assert metrics.read_bytes() == before
 
 
 def test_report_without_eval_or_metrics_says_so(tmp_path):

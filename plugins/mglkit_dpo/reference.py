@@ -37,13 +37,16 @@ def reference_logps(model, pairs, job, accelerator, name: str) -> Reference:
         chosen, rejected = shared_logps(model, pairs, job.tokenizer.pad_token_id, batch_size, padding_free, accelerator)
         return {"chosen": chosen, "rejected": rejected}
 
-    tensors, reused = reuse_or_compute(key, compute)
+    tensors, reused, saved = reuse_or_compute(key, compute)
     seconds = time.perf_counter() - start
     if reused:
         how = f"reused from the cache in {seconds:.2f} s"
     else:
         how = f"computed in {seconds:.1f} s by {distributed.world_size()} process(es)"
-        how += ", cached" if key is not None else " (not cached: " + _why_not(job) + ")"
+        if saved:
+            how += ", cached"
+        elif key is None:
+            how += " (not cached: " + _why_not(job) + ")"
     job.run.note(f"reference log-probs of {len(pairs)} {name} pairs: {how}")
     return Reference(tensors["chosen"], tensors["rejected"], seconds, reused)
 

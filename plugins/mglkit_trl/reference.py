@@ -51,7 +51,7 @@ def precompute_cached(trainer, precompute, job, dataset, name: str, batch_size: 
         done["dataset"] = computed = precompute(dataset, name, batch_size)
         return {part: torch.tensor(computed[f"ref_{part}_logps"]) for part in ("chosen", "rejected")}
 
-    tensors, reused = reuse_or_compute(key, compute)
+    tensors, reused, _ = reuse_or_compute(key, compute)
     seconds = time.perf_counter() - start
     trainer.mglkit_reference.append((seconds, reused))
     how = f"reused from the cache in {seconds:.2f} s" if reused else f"computed by TRL in {seconds:.1f} s"
