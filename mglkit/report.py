@@ -258,7 +258,12 @@ def _key_values(title: str, items: dict, out=None) -> None:
     for key, value in items.items():
         if isinstance(value, dict) or value is None:
             continue
-        text = f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+        if isinstance(value, bool):  # before int: a bool is one
+            text = "yes" if value else "no"
+        elif isinstance(value, float):
+            text = f"{value:,.4g}"
+        else:
+            text = f"{value:,}" if isinstance(value, int) else str(value)
         table.add_row(key, text)
     out.print(table)
 
