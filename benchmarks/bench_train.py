@@ -10,7 +10,7 @@ not depend on them), made on the meta device and materialised where they run. To
 start, reference precomputation included. On CPU the model is saved to a folder first and trained
 from there, as a user's local model would be (the reference cache knows a base by its files).
 
-1. Trainers (the cache off): `dpo`; `dpo --no-padding-free`; `trl-dpo` with TRL's defaults (reference
+1. Trainers (the cache off): `dpo`; `dpo --padding-free`; `trl-dpo` with TRL's defaults (reference
    forward at every step); `trl-dpo` with precompute_ref_log_probs.
 2. The reference cache (CPU): two runs of each trainer with the cache on, the first cold, the second
    warm: the reference phase's seconds and the whole trainer time of both.
@@ -154,7 +154,7 @@ def trainers(base: dict, tmp: Path, repeat: int) -> dict:
     """Best of ``repeat`` runs of each trainer variant, the reference cache off."""
     variants = {
         "dpo": dict(trainer="dpo"),
-        "dpo --no-padding-free": dict(trainer="dpo", padding_free=False),
+        "dpo --padding-free": dict(trainer="dpo", padding_free=True),
         "trl-dpo (TRL defaults)": dict(trainer="trl-dpo", precompute_ref=False),
         "trl-dpo (precompute_ref_log_probs)": dict(trainer="trl-dpo", precompute_ref=True),
     }

@@ -18,10 +18,10 @@ def test_padding_free_steps_equal_padded_steps(tiny, tmp_path):
     lines = TRAIN.read_text(encoding="utf-8").splitlines(keepends=True)
     data.write_text("".join(lines[::7]), encoding="utf-8")  # 30 pairs from all over the file: a spread of lengths
     assert "sequence_ids" in first_batch_layout(tiny, data)  # so the batches are packed
-    for flag in ("--padding-free", "--no-padding-free"):
-        result = mglkit("train", *ARGS, flag, "--dataset", data, "--output", tmp_path / flag)
+    for name, flags in (("packed", ["--padding-free"]), ("padded", [])):  # padded is the default
+        result = mglkit("train", *ARGS, *flags, "--dataset", data, "--output", tmp_path / name)
         assert result.returncode == 0, result.stderr.decode()[-3000:]
-    packed, padded = read_metrics(tmp_path / "--padding-free"), read_metrics(tmp_path / "--no-padding-free")
+    packed, padded = read_metrics(tmp_path / "packed"), read_metrics(tmp_path / "padded")
     assert [m["step"] for m in packed] == [m["step"] for m in padded]
     compared = 0
     for a, b in zip(packed, padded, strict=True):
