@@ -68,7 +68,12 @@ def _method(run: RunFolder) -> str:
             f"{c.get('trainer')}: GRPO, rewards {c.get('rewards') or 'by data'}, "
             f"{c.get('num_generations')} answers per prompt, KL coefficient {c.get('kl_coef')}"
         )
-    return f"{c.get('trainer')}: DPO, {c.get('loss')} loss, beta {c.get('beta')}"
+    method = (run.args or {}).get("method")  # what the trainer said of itself, when recorded
+    return (
+        f"{c.get('trainer')}: {method}"
+        if method
+        else f"{c.get('trainer')}: DPO, {c.get('loss')} loss, beta {c.get('beta')}"
+    )
 
 
 def _versions(run: RunFolder) -> str:
