@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_train import SHAPES  # noqa: E402  (the same CPU model as the training benchmark)
 
-SHAPES = {**SHAPES, "cuda": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=8,
+SHAPES = {"cpu": SHAPES["20m"], "cuda": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=8,
                                  num_attention_heads=16, num_key_value_heads=8)}  # fmt: skip
 LAYOUTS = ("padded", "1 row", "rows x1", "rows x2")
 
@@ -56,7 +56,7 @@ def wide_pairs(n: int, vocab: int, seed: int = 0):
     def completion():
         return ids(round(math.exp(rng.uniform(math.log(16), math.log(448)))))
 
-    return [TokenizedPair(ids(rng.randint(8, 64)), completion(), completion(), i) for i in range(n)]
+    return [TokenizedPair(ids(rng.randint(8, 64)), completion(), completion()) for _ in range(n)]
 
 
 def layouts(batch: dict) -> dict:

@@ -17,6 +17,7 @@ from .pairs import TEXT_FIELDS, load_pairs, read_jsonl
 from .plugins import get_plugin_manager
 from .prompts import choice_separator
 from .resources import bundled, cache_root
+from .sources import SourceRow, SourceSpec, open_data
 from .tasks import note, progress
 from .types import (
     ERROR,
@@ -46,7 +47,8 @@ from .types import (
 
 # modules of the core that plugins may import besides this one
 PLUGIN_HELPERS = ("mglkit.preference", "mglkit.logprobs", "mglkit.mongolian", "mglkit.metrics", "mglkit.outputs",
-                  "mglkit.retrieval", "mglkit.plots", "mglkit.distributed", "mglkit.sharding")  # fmt: skip
+                  "mglkit.retrieval", "mglkit.plots", "mglkit.packing", "mglkit.refcache",
+                  "mglkit.distributed", "mglkit.sharding")  # fmt: skip
 
 
 def validate(source, config: ValidationConfig | None = None, **kwargs) -> ValidationReport:
@@ -78,11 +80,12 @@ def evaluate(config: EvalConfig | None = None, **settings):
     return run_evaluation(config, **settings)
 
 
-def validated_pairs(path, skip_validation: bool = False) -> tuple[list[Pair], dict | None]:
-    """A training file's pairs, validated as `mglkit train` does (errors raise), and the summary."""
+def validated_pairs(data, skip_validation: bool = False) -> tuple[list[Pair], dict | None]:
+    """Training data's pairs (a name or a SourceSpec), validated as `mglkit train` does (errors
+    raise), and the validation summary."""
     from .planning import validated_pairs as run
 
-    return run(path, skip_validation)
+    return run(data, skip_validation)
 
 
 def checkpoint_dirs(folder):
@@ -100,11 +103,11 @@ def peak_memory_mb() -> float:
 
 
 __all__ = [
-    "ERROR", "INFO", "PLUGIN_HELPERS", "TEXT_FIELDS", "WARNING", "ConfigError", "Document", "EvalConfig",
-    "EvalContext", "EvalResult", "Evaluator", "Finding", "MglkitError", "ModelSource", "Pair", "PluginError",
-    "Retriever", "Reward", "RunLog", "Scorer", "Setting", "Stats", "StoppedError", "Suite", "SuiteFolder",
-    "SuiteSource", "TrainConfig", "TrainJob", "TrainResult", "Trainer", "UnusableInputError", "ValidationConfig",
-    "ValidationReport", "Validator", "__version__", "bundled", "cache_root", "checkpoint_dirs", "choice_separator",
-    "evaluate", "get_plugin_manager", "hookimpl", "load_pairs", "note", "peak_memory_mb", "progress", "read_jsonl",
-    "train", "validate", "validated_pairs",
+    "ConfigError", "Document", "ERROR", "EvalConfig", "EvalContext", "EvalResult", "Evaluator", "Finding", "INFO",
+    "MglkitError", "ModelSource", "PLUGIN_HELPERS", "Pair", "PluginError", "Retriever", "Reward", "RunLog", "Scorer",
+    "Setting", "SourceRow", "SourceSpec", "Stats", "StoppedError", "Suite", "SuiteFolder", "SuiteSource",
+    "TEXT_FIELDS", "TrainConfig", "TrainJob", "TrainResult", "Trainer", "UnusableInputError", "ValidationConfig",
+    "ValidationReport", "Validator", "WARNING", "__version__", "bundled", "cache_root", "checkpoint_dirs",
+    "choice_separator", "evaluate", "get_plugin_manager", "hookimpl", "load_pairs", "note", "open_data",
+    "peak_memory_mb", "progress", "read_jsonl", "train", "validate", "validated_pairs",
 ]  # fmt: skip

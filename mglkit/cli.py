@@ -23,17 +23,27 @@ from .errors import MglkitError
 from .settings import Setting
 
 EXIT_HELP = "Exit status: 0 success;{failed} 2 usage or unusable input; 3 interrupted or stopped by a guard."
+# name -> (the module whose ``command(pm, name)`` builds it, its one-line help for `mglkit --help`,
+# which lists commands without importing them: a test keeps the lines equal to the commands' own)
 BUILTIN_COMMANDS = {
-    "validate": "mglkit.validation",
-    "train": "mglkit.training",
-    "eval": "mglkit.evaluation",
-    "generate": "mglkit.rag",
-    "ask": "mglkit.rag",
-    "index": "mglkit.retrieval",
-    "export": "mglkit.export",
-    "plugins": "mglkit.plugins",
-    "report": "mglkit.html_report",
-    "runs": "mglkit.runlist",
+    "validate": ("mglkit.validation", "Check preference-pair files (JSONL, Parquet, CSV/TSV, datasets; - reads..."),
+    "train": ("mglkit.training", "LoRA DPO of a causal language model on preference pairs (or GRPO with reward..."),
+    "eval": ("mglkit.evaluation", "Evaluate a base model and adapters side by side on suites (`benchmarks`, a..."),
+    "contamination": (
+        "mglkit.contamination_check",
+        "Which suite items (facts, pairs, fluency passages) training data states, in...",
+    ),
+    "export-suite": (
+        "mglkit.lm_eval_export",
+        "Write a suite's facts as an lm-evaluation-harness task, scored as mglkit...",
+    ),
+    "generate": ("mglkit.rag", "Answer a question with a base model and, optionally, a trained adapter."),
+    "ask": ("mglkit.rag", "Answer a question from retrieved passages, citing them as [1], [2], ..."),
+    "index": ("mglkit.retrieval", "Index your own documents (text, Markdown, JSONL) for `mglkit ask --index`."),
+    "export": ("mglkit.export", "Merge an adapter into its base model, or write a clean adapter folder to upload."),
+    "plugins": ("mglkit.plugins", "List installed plugins, the hooks each implements, what each registers, and..."),
+    "report": ("mglkit.html_report", "One self-contained HTML file of runs (curves, settings, samples) and..."),
+    "runs": ("mglkit.runlist", "Every mglkit run under DIR (default: runs/ and models/), two levels deep:..."),
 }
 KEY_LIBRARIES = ("pluggy", "click", "rich", "torch", "transformers", "peft", "trl", "accelerate")
 BUG = 70  # EX_SOFTWARE: an exception mglkit did not expect
@@ -83,8 +93,19 @@ class _Group(click.Group):
     def get_command(self, ctx, name):
         pm = self._pm()
         if name not in self.commands and name in BUILTIN_COMMANDS:
-            self.commands[name] = importlib.import_module(BUILTIN_COMMANDS[name]).command(pm, name)
+            self.commands[name] = importlib.import_module(BUILTIN_COMMANDS[name][0]).command(pm, name)
         return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter):
+        """The command list of `mglkit --help`, without importing the built-in commands' modules."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit=formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, BUILTIN_COMMANDS[name][1]))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:

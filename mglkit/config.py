@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .pairs import PAIR_FIELDS
 from .settings import Setting, check_config, checked_table, declared, find_table, setting
+from .sources import columns_check
+
+FACT_FIELDS = ("question", "choices", "answer", "aliases")  # GRPO's prompts may come from a facts file
+SPLIT_HELP = "The split of a dataset that has several (hf:, a save_to_disk folder)."
+SUBSET_HELP = "The subset (configuration) of an hf: dataset."
+COLUMNS_HELP = "Columns that hold the record's fields: prompt=question,chosen=good,rejected=bad."
 
 DEFAULT_BASE = "mistralai/Mistral-7B-Instruct-v0.2"
 DEFAULT_DATASET = "data/mgl_history_grpo.jsonl"
@@ -40,6 +47,12 @@ class ValidationConfig:
     fix: bool = setting(bool, False, "Repair invisible characters, Latin look-alikes, NFC and whitespace first.")
     validators: list[str] | None = setting(list, None, "Validator names to run (default: all).", optional=True)
     jobs: int = setting(int, 1, "Worker processes for per-record checks.", min=1, flag="--jobs")
+    split: str | None = setting(str, None, SPLIT_HELP, optional=True)
+    subset: str | None = setting(str, None, SUBSET_HELP, optional=True)
+    columns: str | None = setting(str, None, COLUMNS_HELP, optional=True, check_value=columns_check(PAIR_FIELDS))
+    out_format: str = setting(
+        str, "jsonl", "Clean records as JSONL, or in the input file's format (input).", choices=("jsonl", "input")
+    )
     # a table of settings per plugin validator, by validator name (config files only)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -58,7 +71,14 @@ class TrainConfig:
     base: str = setting(
         str, DEFAULT_BASE, "Base model: a hub id, a local folder, or a model source such as mglkit:tiny."
     )
-    dataset: str = setting(str, DEFAULT_DATASET, "Preference pairs (JSONL); a bundled name works from any folder.")
+    dataset: str = setting(
+        str, DEFAULT_DATASET, "Training data: a file, a folder, a bundled name, or hf:ORG/NAME (see README)."
+    )
+    split: str | None = setting(str, None, SPLIT_HELP, optional=True)
+    subset: str | None = setting(str, None, SUBSET_HELP, optional=True)
+    columns: str | None = setting(
+        str, None, COLUMNS_HELP, optional=True, check_value=columns_check(PAIR_FIELDS + FACT_FIELDS)
+    )
     output: str = setting(str, "models/mgl_history_grpo_adapter", "The run folder.")
     trainer: str = setting(str, "trl-dpo", "A registered trainer (see mglkit plugins).")
     batch_size: int = setting(int, 4, "Pairs per device and micro-batch.", min=1)
@@ -154,7 +174,13 @@ class EvalConfig:
     limit: int | None = setting(int, None, "At most N items of each suite file.", min=1, optional=True)
     seed: int = setting(int, 0, "Bootstrap seed.", min=0)
     max_new_tokens: int = setting(int, 32, "Length of generated answers.", min=1)
-    train_data: str | None = setting(str, None, "Warn when suite items overlap this training file.", optional=True)
+    train_data: list[str] = setting(
+        list,
+        [],
+        "Training data (pairs in any data format, or facts or a corpus as JSONL): warns about each suite item it "
+        "states and splits metrics into seen / unseen by it; repeat for several.",
+        multiple=True,
+    )
     precision: str = setting(
         str, "auto", "auto: bf16 where supported, else fp16 on GPU, fp32 on CPU.", choices=PRECISIONS
     )

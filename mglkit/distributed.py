@@ -183,3 +183,55 @@ class _Watch(threading.Thread):
         sys.stderr.flush()
         # this process may be blocked in a collective with the failed one: nothing else would end it
         os._exit(report["code"])
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def join() -> None:
+    """Join the launcher's process group when there are several processes (nothing otherwise): the
+    collectives below need it, and on GPUs it gives this process its own device."""
+    if world_size() > 1:
+        join_group()
+
+
+def device_map():
+    """Where a hub model is loaded on GPUs: spread over all of them for one process, whole on this
+    process's own GPU when a launcher started several (each holds a copy)."""
+    return {"": local_rank()} if world_size() > 1 else "auto"
+
+
+def broadcast(value: Any) -> Any:
+    """The main process's ``value`` on every process (a picklable object)."""
+    if world_size() == 1:
+        return value
+    import torch.distributed as dist
+
+    join_group()
+    shared = [value if is_main() else None]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def all_gather(value: Any) -> list[Any]:
+    """Every process's ``value`` (a picklable object), in rank order."""
+    if world_size() == 1:
+        return [value]
+    import torch.distributed as dist
+
+    join_group()
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def sum_over_processes(tensor):
+    """``tensor`` summed element-wise over every process, in place (on GPUs it must be on this
+    process's device). Shares computed apart, zero elsewhere, add up to the whole exactly."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        join_group()
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor

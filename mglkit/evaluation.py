@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tasks
+from . import distributed, tasks
 from .config import EvalConfig
 from .errors import ConfigError, UnusableInputError
+from .seen import Labels, suite_labels, with_splits
 from .stats import Delta, paired_delta
 from .types import EvalContext, EvalResult, Suite
 
@@ -26,6 +27,7 @@ class EvalReport:
     seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     files: dict[str, dict] = field(default_factory=dict)  # suite file -> {"version", "sha256"}
+    splits: dict[str, dict] = field(default_factory=dict)  # suite -> where seen / unseen labels came from, counts
 
     def metric_names(self, evaluator: str) -> list[str]:
         names: list[str] = []
@@ -41,6 +43,7 @@ class EvalReport:
                 name: {column: self._column(name, column, result) for column, result in by_column.items()}
                 for name, by_column in self.results.items()
             },
+            "splits": self.splits,
             "seconds": self.seconds,
             "warnings": self.warnings,
         }
@@ -60,31 +63,33 @@ class EvalReport:
         return eval_table(self)
 
 
-def evaluators_for(names: list[str] | None, suite: Suite, pm) -> list:
-    """The evaluators asked for (each must find its parts in the suite), else every one that applies."""
+def evaluators_for(names: list[str] | None, suite: Suite, pm, several: bool = False) -> list:
+    """The evaluators asked for, else every one that applies. With one suite each one asked for must
+    find its parts in it; with several, each suite gets those whose parts it has."""
     if not names:
         return [e for e in pm.all("evaluator") if all(suite.has(p) for p in e.needs)]
     chosen = [pm.get("evaluator", n) for n in names]
     for evaluator in chosen:
         missing = [part for part in evaluator.needs if not suite.has(part)]
-        if missing:
+        if missing and not several:
             raise UnusableInputError(f"evaluator '{evaluator.name}' needs {missing[0]}.jsonl, which {suite.path} lacks")
-    return chosen
+    return [e for e in chosen if all(suite.has(p) for p in e.needs)]
 
 
-def overlap_warnings(suite: Suite, train_data: str | Path) -> list[str]:
-    """Suite items whose wording overlaps the training data (word 3-gram Jaccard >= 0.5)."""
-    from .overlap import leaks
-    from .pairs import load_pairs
+def contamination(suites: list[Suite], train_data: list[str]) -> tuple[list[str], list[Labels | None]]:
+    """Warnings (one per suite item the training data states) and each suite's seen / unseen labels:
+    from the detector on ``train_data`` when given, else from the suite's manifest."""
+    from .contamination_check import check, read_training
 
-    training = [(f"line {p.line}", text) for p in load_pairs(train_data) for text in (p.prompt, p.chosen)]
-    items = [(p.extra.get("id", f"pair {i + 1}"), t) for i, p in enumerate(suite.pairs) for t in (p.prompt, p.chosen)]
-    items += [(f["id"], f["question"]) for f in suite.facts]
-    items += [(r["id"], r["text"]) for r in suite.fluency if "degraded" not in r]
-    return [
-        f"{item} overlaps {train_data} {where} (word 3-gram Jaccard {similarity:.2f})"
-        for item, where, similarity in leaks(items, training)
-    ]
+    if not train_data:
+        return [], [suite_labels(suite) for suite in suites]
+    training = read_training(train_data)
+    warnings, labels = [], []
+    for suite in suites:
+        report = check(suite, train_data, training)
+        warnings += report.warnings()
+        labels.append(suite_labels(suite, report.labels, "--train-data " + ", ".join(train_data)))
+    return warnings, labels
 
 
 def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> list:
@@ -94,7 +99,9 @@ def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> 
     from .scoring import CachedScorer, ModelScorer
 
     names = []
+    sharded = model is None and distributed.world_size() > 1  # every process evaluates, each a share
     if model is None:
+        distributed.join()  # before loading: on GPUs each process takes its own
         for adapter in config.adapters:  # a damaged adapter fails before the model loads
             adapter_base(adapter)
         formats = [run_format(adapter) for adapter in config.adapters]
@@ -105,14 +112,14 @@ def _columns(config: EvalConfig, model, tokenizer, fmt, batch_size: int, pm) -> 
     else:
         names.append(("adapter", "default", fmt))
     default_fmt = next((f for _, _, f in names if f is not None), None) or PromptFormat(chat_template=True)
-    base = CachedScorer(ModelScorer("base", model, tokenizer, default_fmt, None, batch_size))
+    base = CachedScorer(ModelScorer("base", model, tokenizer, default_fmt, None, batch_size, sharded))
     labels = [label for label, _, _ in names]
     if len(set(labels)) < len(labels):
         raise ConfigError(
             f"two adapters are named alike ({', '.join(labels)})", hint="give folders with distinct names"
         )
     return [base] + [
-        CachedScorer(ModelScorer(label, model, tokenizer, f or default_fmt, adapter, batch_size))
+        CachedScorer(ModelScorer(label, model, tokenizer, f or default_fmt, adapter, batch_size, sharded))
         for label, adapter, f in names
     ]
 
@@ -129,32 +136,38 @@ def evaluate(
     config = config or EvalConfig(**settings)
     pm = pm or get_plugin_manager()
     suites = [load_suite(name, pm).limited(config.limit) for name in config.suites]
-    chosen = [(suite, evaluators_for(config.evaluators, suite, pm)) for suite in suites]
+    chosen = [(suite, evaluators_for(config.evaluators, suite, pm, len(suites) > 1)) for suite in suites]
     for suite, evaluators in chosen:
         if not evaluators:
             raise UnusableInputError(f"no evaluator applies to {suite.path}", hint="see `mglkit plugins`")
-    warnings = [w for suite in suites for w in overlap_warnings(suite, config.train_data)] if config.train_data else []
+    unused = sorted(set(config.evaluators or ()) - {e.name for _, evaluators in chosen for e in evaluators})
+    if unused:
+        raise UnusableInputError(f"evaluator '{unused[0]}' applies to none of the suites", hint="see `mglkit plugins`")
+    warnings, labels = contamination(suites, config.train_data)
     columns = _columns(config, model, tokenizer, fmt, config.batch_size, pm)
     several = len(suites) > 1
     results: dict[str, dict[str, EvalResult]] = {}
     seconds: dict[str, float] = {}
-    for suite, evaluators in chosen:
+    for (suite, evaluators), split in zip(chosen, labels, strict=True):
         for evaluator in evaluators:
             key = f"{suite.name}/{evaluator.name}" if several else evaluator.name
             start = time.perf_counter()
             results[key] = {}
-            with tasks.progress(f"eval {key}", total=len(columns)) as task:
+            with tasks.progress(f"eval {key}", total=len(columns), show=distributed.is_main()) as task:
                 for scorer in columns:
                     reference = None if scorer is columns[0] else columns[0]
                     context = EvalContext(reference, seed=config.seed, max_new_tokens=config.max_new_tokens)
-                    results[key][scorer.name] = evaluator.evaluate(scorer, suite, context)
+                    result = evaluator.evaluate(scorer, suite, context)
+                    results[key][scorer.name] = with_splits(result, split, config.seed)
                     task.advance()
             seconds[key] = round(time.perf_counter() - start, 2)
     files = {
         f"{suite.name}/{name}" if several else name: info for suite in suites for name, info in suite.files.items()
     }
     name = "+".join(s.name for s in suites)
-    return EvalReport(name, [s.name for s in columns], results, _deltas(results, config.seed), seconds, warnings, files)
+    splits = {suite.name: split.to_dict() for suite, split in zip(suites, labels, strict=True) if split is not None}
+    deltas = _deltas(results, config.seed)
+    return EvalReport(name, [s.name for s in columns], results, deltas, seconds, warnings, files, splits)
 
 
 def _deltas(results: dict[str, dict[str, EvalResult]], seed: int) -> dict:
@@ -214,7 +227,7 @@ def command(pm, name: str):
         from .outputs import refuse_input
 
         config = load_config(EvalConfig, config_file, suites=list(suites), **given(values, specs))
-        inputs = [config.train_data] if config.train_data else []
+        inputs = list(config.train_data)
         for option, target in (("--save-items", items_file), ("--html", html_file)):
             if target:
                 refuse_input(target, inputs, option)
@@ -223,6 +236,8 @@ def command(pm, name: str):
 
             require("jinja2")  # a missing extra fails now, not after the evaluation
         report = evaluate(config, pm=pm)
+        if not distributed.is_main():  # launched as several processes: the main one speaks for all
+            return 0
         if items_file:
             save_items(report, items_file)
         if html_file:

@@ -19,6 +19,7 @@ class Finding:
     hint: str | None = None
     snippet: str | None = None
     file: str | None = None
+    row: int | None = None  # 1-based data row of its file, for every source kind
 
     def to_dict(self, hint: bool = True) -> dict:
         data = {
@@ -26,6 +27,7 @@ class Finding:
             "severity": self.severity,
             "message": self.message,
             "line": self.line,
+            "row": self.row,
             "field": self.field,
             "file": self.file,
         }
@@ -36,11 +38,18 @@ class Finding:
         return data
 
 
+def position(line: int | None, row: int | None) -> str | None:
+    """ "line 4", "line 9 (row 7)" when they differ (blank lines, a CSV header), "row 7" without lines."""
+    if line is None:
+        return None if row is None else f"row {row}"
+    return f"line {line}" if row in (None, line) else f"line {line} (row {row})"
+
+
 @dataclass
 class Stats:
     """Counts of one file's validation so far."""
 
-    records: int = 0  # non-blank lines
+    records: int = 0  # non-blank lines, data rows
     valid: int = 0  # records without errors
     errors: int = 0
     warnings: int = 0
@@ -87,8 +96,9 @@ class ValidationReport:
     def first_error(self) -> str:
         """The first error findings, in one line (the examples kept per rule)."""
         errors = [f for s in self.rules.values() for f in s.examples if f.severity == ERROR]
-        errors.sort(key=lambda f: (f.line is None, f.line or 0))
-        return "; ".join(f"{'line ' + str(f.line) + ': ' if f.line else ''}{f.rule}: {f.message}" for f in errors[:3])
+        errors.sort(key=lambda f: (f.line is None and f.row is None, f.line or f.row or 0))
+        located = ((position(f.line, f.row), f) for f in errors[:3])
+        return "; ".join(f"{at + ': ' if at else ''}{f.rule}: {f.message}" for at, f in located)
 
     def summary(self) -> dict[str, Any]:
         """Counts by rule and the first findings: what a training run records of its data's check."""
@@ -120,7 +130,8 @@ class Tally:
         self.findings: list[Finding] | None = [] if keep else None
 
     def add(self, finding: Finding) -> None:
-        finding.file = self.file
+        if finding.file is None:  # a folder's findings name the file of the folder they are in
+            finding.file = self.file
         if self.strict and finding.severity == WARNING:
             finding.severity = ERROR
         summary = self.rules.setdefault(finding.rule, RuleSummary())

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
-from .errors import UnusableInputError
+from .errors import ConfigError, UnusableInputError
 from .plots import (
     BASE_COLOR,
     COLORS,
@@ -32,17 +32,8 @@ from .runlog import RunFolder, load_run
 
 SAMPLES_PER_EVALUATOR = 8
 FINDINGS_SHOWN = 10
-HEADLINE_STATS = (
-    "total_steps",
-    "train_samples",
-    "test_samples",
-    "avg_loss",
-    "eval_loss",
-    "validation_accuracy",
-    "mean_reward",
-    "best_step",
-    "trainable_parameters",
-)
+HEADLINE_STATS = ("total_steps", "train_samples", "test_samples", "avg_loss", "eval_loss", "validation_accuracy",
+                  "mean_reward", "best_step", "trainable_parameters")  # fmt: skip
 # settings that always differ between runs, or say nothing about the training
 IGNORED_SETTINGS = {"output", "report_to", "dry_run", "resume"}
 
@@ -77,7 +68,12 @@ def _method(run: RunFolder) -> str:
             f"{c.get('trainer')}: GRPO, rewards {c.get('rewards') or 'by data'}, "
             f"{c.get('num_generations')} answers per prompt, KL coefficient {c.get('kl_coef')}"
         )
-    return f"{c.get('trainer')}: DPO, {c.get('loss')} loss, beta {c.get('beta')}"
+    method = (run.args or {}).get("method")  # what the trainer said of itself, when recorded
+    return (
+        f"{c.get('trainer')}: {method}"
+        if method
+        else f"{c.get('trainer')}: DPO, {c.get('loss')} loss, beta {c.get('beta')}"
+    )
 
 
 def _versions(run: RunFolder) -> str:
@@ -143,10 +139,16 @@ class EvalInput:
     items: list[dict] = field(default_factory=list)
 
 
+def suite_name(data: dict) -> str | None:
+    """The evaluated suite's name: ``{"name", "files"}`` in eval JSON since suite versions, a string before."""
+    suite = data.get("suite")
+    return suite.get("name") if isinstance(suite, dict) else suite
+
+
 def load_eval(source: str | os.PathLike | dict, title: str | None = None) -> EvalInput:
     """An eval JSON file (or its dict); exit-2 error when it is missing or not eval output."""
     if isinstance(source, dict):
-        data, title = source, title or f"suite {source.get('suite', '?')}"
+        data, title = source, title or f"suite {suite_name(source) or '?'}"
     else:
         path = Path(source)
         try:
@@ -251,7 +253,8 @@ def eval_view(item: EvalInput, names: list[str]) -> dict:
         )
     return {
         "title": item.title,
-        "suite": item.data.get("suite"),
+        "suite": suite_name(item.data),
+        "splits": item.data.get("splits") or {},
         "columns": item.data.get("columns") or [],
         "evaluators": evaluators,
         "warnings": item.data.get("warnings") or [],
@@ -345,7 +348,7 @@ def render_report(
         differing=differing_settings(folders),
         curves=curve_svgs(folders) if folders else [],
         evals=[eval_view(item, names) for item in inputs],
-        samples=sample_view(records, [e.data.get("suite") for e in inputs]),
+        samples=sample_view(records, [suite_name(e.data) for e in inputs]),
         has_items=bool(records),
         colors={"base": BASE_COLOR, "palette": COLORS},
     )
@@ -395,6 +398,10 @@ def command(pm, name: str):
         if not runs and not evals:
             raise click.UsageError("give a run folder or an --eval file")
         refuse_input(output, [*evals, *items], "--output")
+        target = Path(os.path.abspath(output))
+        for run in runs:  # the report must never land on a file of a run it reads
+            if Path(os.path.abspath(run)) in target.parents:
+                raise ConfigError(f"--output {output} is inside the run {run}", hint="write the report elsewhere")
         click.echo(f"wrote {write_report(output, runs, evals, items, title)}")
         return 0
 

@@ -88,7 +88,7 @@ def export_lm_eval(
         raise UnusableInputError(f"{suite.path}: no facts.jsonl to export", hint="the lm-eval export covers facts")
     if not task.isidentifier():
         raise ConfigError(f"task name '{task}' is not a plain identifier", hint="letters, digits and _ only")
-    folder = OutputFolder(output, "lm-eval task", overwrite=overwrite, inputs=[suite.path])
+    folder = _folder(suite, output, overwrite)
     folder.check()
     docs = lm_eval_docs(suite.facts, prompt or (lambda question: question))
     version = suite.files.get("facts.jsonl", {}).get("version")
@@ -102,6 +102,55 @@ def export_lm_eval(
                       "items": len(docs), "prompt": prompt_source}  # fmt: skip
         write_text(build / PROVENANCE, json.dumps(provenance, ensure_ascii=False, indent=2) + "\n")
     return folder.path
+
+
+def _folder(suite, output: str | Path, overwrite: bool) -> OutputFolder:
+    return OutputFolder(output, "lm-eval task", overwrite=overwrite, inputs=[suite.path])
+
+
+def model_prompt(base: str, chat_template: bool = True, pm=None) -> tuple[Callable[[str], str], str]:
+    """How ``mglkit eval --base BASE`` renders a question (the model's tokenizer and, unless
+    ``chat_template`` is off, its chat template), and those words for the task's README."""
+    from .models import load_tokenizer
+    from .prompts import PromptFormat
+
+    tokenizer = load_tokenizer(base, pm)
+    fmt = PromptFormat(chat_template=chat_template)
+    if chat_template and tokenizer.chat_template:
+        source = f"the chat template of `{base}`, as `mglkit eval --base {base}` renders it"
+    else:
+        source = f"no template (the plain question, as `mglkit eval --base {base}` gives it to that model)"
+    return (lambda question: fmt.render(tokenizer, question)), source
+
+
+def command(pm, name: str):
+    """``mglkit export-suite SUITE --format lm-eval --output DIR [--base MODEL]``"""
+    import click
+
+    from .cli import exit_help
+
+    @click.command(name, epilog=exit_help(None))
+    @click.argument("suite")
+    @click.option("--format", "fmt", type=click.Choice(["lm-eval"]), required=True,
+                  help="lm-eval: the facts as an lm-evaluation-harness task.")  # fmt: skip
+    @click.option("--output", "-o", required=True, type=click.Path(file_okay=False), help="The task folder.")
+    @click.option("--base", help="Render the prompts as `mglkit eval --base MODEL` does (its tokenizer and chat "
+                  "template); default: the plain question.")  # fmt: skip
+    @click.option("--no-chat-template", is_flag=True, help="With --base: the plain question, no chat template.")
+    @click.option("--overwrite", is_flag=True, help="Replace an mglkit lm-eval task in --output (never anything else).")
+    def export_suite(suite, fmt, output, base, no_chat_template, overwrite):
+        """Write a suite's facts as an lm-evaluation-harness task, scored as mglkit scores them."""
+        from .suites import load_suite
+
+        loaded = load_suite(suite, pm)
+        _folder(loaded, output, overwrite).check()  # before a model is loaded
+        rendering = model_prompt(base, not no_chat_template, pm) if base else ()  # else the plain question
+        folder = export_lm_eval(loaded, output, *rendering, overwrite=overwrite)
+        click.echo(f"wrote {folder}; run it: lm_eval --model hf --model_args pretrained=MODEL --include_path {folder} "
+                   f"--tasks {TASK} --num_fewshot 0")  # fmt: skip
+        return 0
+
+    return export_suite
 
 
 def _yaml(task: str, version: str | None, suite: str) -> str:

@@ -58,10 +58,16 @@ def acquire_lock(path: Path, *, wait: bool, what: str, on_wait: Callable[[str], 
 
 
 def _holder(fd: int) -> str:
-    try:
-        return os.pread(fd, 32, 0).decode().strip() or "?"
-    except OSError:
-        return "?"
+    # A holder writes its id just after taking the lock: give it a moment rather than answer "?"
+    for _ in range(50):
+        try:
+            pid = os.pread(fd, 32, 0).decode().strip()
+        except OSError:
+            return "?"
+        if pid:
+            return pid
+        time.sleep(0.01)
+    return "?"
 
 
 def held(path: Path) -> bool:

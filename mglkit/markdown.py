@@ -34,6 +34,17 @@ def _cell(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _data(args: dict) -> str:
+    """Where the training data came from: its files' sha256, or a Hub dataset's subset and split."""
+    parts = [f"{name} `{args[key]}`" for name, key in (("subset", "dataset_subset"), ("split", "dataset_split"))
+             if args.get(key)]  # fmt: skip
+    if args.get("dataset_sha256"):
+        parts.append(f"sha256 `{args['dataset_sha256']}`")
+    if args.get("dataset_columns"):
+        parts.append("columns " + ", ".join(f"`{f}={c}`" for f, c in args["dataset_columns"].items()))
+    return f"`{args['dataset_path']}`" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def model_card(config, stats: dict, args: dict, benchmarks: str | None = None) -> str:
     rows = "\n".join(f"| `{k}` | {_cell(v)} |" for k, v in dataclasses.asdict(config).items() if k != "origin")
     metrics = "\n".join(f"| {k} | {_cell(v)} |" for k, v in stats.items() if not isinstance(v, dict | list))
@@ -52,7 +63,7 @@ tags: [mglkit, {args["method"].split(",")[0].lower()}, lora, mongolian, history]
 A LoRA adapter for `{config.base}`, trained with mglkit's `{config.trainer}` trainer ({args["method"]})
 on Mongolian-history data.
 
-- Data: `{args["dataset_path"]}` (sha256 `{args["dataset_sha256"]}`), {stats["train_samples"]} training
+- Data: {_data(args)}, {stats["train_samples"]} training
   and {stats["test_samples"]} evaluation examples.
 - Prompt format: {"the tokenizer's chat template" if args["prompt_format"]["chat_template"] else "plain text"}.
 - Versions: {versions}{f"; mglkit commit {commit}" if commit else ""}.
@@ -102,4 +113,11 @@ def eval_table(report) -> str:
         "Values are means with 95% bootstrap intervals; (Δ) is the paired difference from the base "
         "model, * when its 95% interval excludes zero."
     )
+    for suite, split in report.splits.items():
+        counts = split["counts"]
+        lines.append(
+            f"`metric[unseen]`: the {counts['unseen']} items of {suite} the training data does not state "
+            f"(generalisation, the headline); `metric[seen]`: the {counts['seen']} it states (retention); "
+            f"labels from `{split['source']}`."
+        )
     return "\n".join(lines)

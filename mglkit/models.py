@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .errors import ConfigError, UnusableInputError
 from .prompts import PromptFormat
 
@@ -80,12 +82,32 @@ def _load_hf(name: str, options: ModelOptions):
 
     kwargs: dict[str, Any] = {"dtype": options.dtype, "trust_remote_code": options.trust_remote_code}
     if options.device_type == "cuda" and not options.keep_on_cpu:
-        kwargs["device_map"] = _device_map()
+        kwargs["device_map"] = distributed.device_map()
     if options.quantize == "4bit":
         kwargs["quantization_config"] = _four_bit(options)
-    try:
+    with _loading(name):
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=options.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    return model, tokenizer
+
+
+def load_tokenizer(name: str, pm=None) -> Any:
+    """A model's tokenizer (what renders its prompts), without a hub model's weights; a model
+    source (``mglkit:tiny``) loads both."""
+    source = find_model_source(name, pm)
+    if source is not None:
+        return source.load(name, ModelOptions(precision="fp32", device="cpu"))[1]
+    from transformers import AutoTokenizer
+
+    with _loading(name):
+        return AutoTokenizer.from_pretrained(name)
+
+
+@contextmanager
+def _loading(name: str):
+    """A model that cannot be loaded is unusable input, said in one line."""
+    try:
+        yield
     except OSError as exc:
         local = Path(name).exists()
         raise UnusableInputError(
@@ -99,7 +121,6 @@ def _load_hf(name: str, options: ModelOptions):
             f"cannot load model '{name}': {str(exc).splitlines()[0]}",
             hint="check the model folder's config and weights",
         ) from None
-    return model, tokenizer
 
 
 def _device_map():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,12 +12,13 @@ from typing import IO, Any
 
 import orjson
 
-from .errors import MglkitError, UnusableInputError
+from .errors import UnusableInputError
 from .findings import ERROR, WARNING, Finding
 
 TEXT_FIELDS = ("prompt", "chosen", "rejected")
 # Extra fields the bundled data uses; other unknown fields are kept, with a warning.
 KNOWN_EXTRA_FIELDS = frozenset({"id", "period", "flaw", "source", "note"})
+PAIR_FIELDS = TEXT_FIELDS + tuple(sorted(KNOWN_EXTRA_FIELDS))  # what --columns may map a column to
 _BOM = b"\xef\xbb\xbf"
 _NO_FINDINGS: list = []  # shared, never mutated: RecordChecker copies before adding
 
@@ -34,6 +34,7 @@ class Pair:
     line: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     messages: dict[str, list[dict]] | None = None
+    row: int | None = None  # 1-based data row in its file (every source kind; JSONL: non-blank lines)
     # derived values shared by validators; dropped when a text changes
     _words: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
     _plain: bool | None = field(default=None, repr=False, compare=False)
@@ -72,22 +73,33 @@ class Pair:
 
 @dataclass(slots=True)
 class Record:
-    """A non-blank input line: the pair it holds, or the format findings that stop it."""
+    """One input record (a non-blank JSONL line, a data row): the pair it holds, or the format
+    findings that stop it. ``line`` is None for sources without lines (Parquet, datasets)."""
 
-    line: int
-    raw: bytes
+    line: int | None
+    raw: bytes  # the JSONL line as read; empty for other sources
     pair: Pair | None
     findings: list[Finding]
+    row: int | None = None
+    file: str | None = None  # set when the source has several files (a folder)
+    obj: Any = None  # a row of another source that held no pair, as decoded, for the rejects file
 
     def reject_entry(self, reasons: list[str]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"line": self.line, "reasons": reasons}
+        if self.row is not None:
+            entry["row"] = self.row
+        if self.file is not None:
+            entry["file"] = self.file
         if self.pair is not None:
-            return {"line": self.line, "reasons": reasons, "record": self.pair.to_record()}
-        try:
-            obj = loads(self.raw)
-            return {"line": self.line, "reasons": reasons, "record": obj}
-        except ValueError:
-            raw = base64.b64encode(self.raw).decode("ascii")
-            return {"line": self.line, "reasons": reasons, "raw": raw, "raw_encoding": "base64"}
+            entry["record"] = self.pair.to_record()
+        elif self.obj is not None or not self.raw:
+            entry["record"] = self.obj
+        else:
+            try:
+                entry["record"] = loads(self.raw)
+            except ValueError:
+                entry["raw"], entry["raw_encoding"] = base64.b64encode(self.raw).decode("ascii"), "base64"
+        return entry
 
 
 def display_name(source: str | os.PathLike | None) -> str:
@@ -164,8 +176,8 @@ def _split_implicit_prompt(obj: dict) -> None:
         obj["prompt"], obj["chosen"], obj["rejected"] = chosen[:shared], chosen[shared:], rejected[shared:]
 
 
-def parse_record(line: int, raw: bytes) -> Record:
-    """Parse one JSONL line into a Record; problems become format findings, never exceptions."""
+def decode_line(line: int, raw: bytes) -> dict | Finding:
+    """One JSONL line as a JSON object, or the format finding that says why it is not one."""
     try:
         obj = loads(raw)
     except ValueError as exc:
@@ -173,25 +185,30 @@ def parse_record(line: int, raw: bytes) -> Record:
             raw.decode("utf-8")
         except UnicodeDecodeError as uexc:
             bad = raw[uexc.start : uexc.start + 1].hex()
-            finding = _bad(
+            return _bad(
                 line,
                 f"line is not valid UTF-8 (byte 0x{bad} at position {uexc.start})",
                 "save the file as UTF-8",
             )
-            return Record(line, raw, None, [finding])
-        finding = _bad(line, f"line is not valid JSON: {exc}", "each line must be one complete JSON object (JSONL)")
-        return Record(line, raw, None, [finding])
+        return _bad(line, f"line is not valid JSON: {exc}", "each line must be one complete JSON object (JSONL)")
     if not isinstance(obj, dict):
-        finding = _bad(
+        return _bad(
             line,
             f"line is {_describe(obj)}, not a JSON object",
             'each line must be an object like {"prompt": ..., "chosen": ..., "rejected": ...}',
         )
-        return Record(line, raw, None, [finding])
-    return pair_from_object(obj, line, raw)
+    return obj
 
 
-def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
+def parse_record(line: int, raw: bytes, row: int | None = None) -> Record:
+    """Parse one JSONL line into a Record; problems become format findings, never exceptions."""
+    obj = decode_line(line, raw)
+    if type(obj) is not dict:
+        return Record(line, raw, None, [obj], row)
+    return pair_from_object(obj, line, raw, row)
+
+
+def pair_from_object(obj: dict, line: int | None, raw: bytes = b"", row: int | None = None) -> Record:
     prompt, chosen, rejected = obj.get("prompt"), obj.get("chosen"), obj.get("rejected")
     if (
         type(prompt) is str
@@ -203,7 +220,7 @@ def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
         and KNOWN_EXTRA_FIELDS.issuperset(obj.keys() - TEXT_FIELDS)
     ):  # the common case, kept cheap
         extra = {k: v for k, v in obj.items() if k not in TEXT_FIELDS} if len(obj) > 3 else {}
-        return Record(line, raw, Pair(prompt, chosen, rejected, line, extra), _NO_FINDINGS)
+        return Record(line, raw, Pair(prompt, chosen, rejected, line, extra, None, row), _NO_FINDINGS, row)
     findings: list[Finding] = []
     _split_implicit_prompt(obj)
     texts, messages = _texts(obj, line, findings)
@@ -221,9 +238,9 @@ def pair_from_object(obj: dict, line: int, raw: bytes = b"") -> Record:
                 )
             )
     if any(f.severity == ERROR for f in findings):
-        return Record(line, raw, None, findings)
-    pair = Pair(texts["prompt"], texts["chosen"], texts["rejected"], line, extra, messages or None)
-    return Record(line, raw, pair, findings)
+        return Record(line, raw, None, findings, row)
+    pair = Pair(texts["prompt"], texts["chosen"], texts["rejected"], line, extra, messages or None, row)
+    return Record(line, raw, pair, findings, row)
 
 
 def _texts(obj: dict, line: int, findings: list[Finding]) -> tuple[dict[str, str], dict[str, list]]:
@@ -263,16 +280,20 @@ def looks_like_json_array(first_line: bytes) -> bool:
     return first_line.lstrip().startswith(b"[")
 
 
-def load_pairs(source: str | os.PathLike) -> Iterator[Pair]:
-    """Stream the pairs of a JSONL file; the first bad line raises, naming file, line and field."""
-    name = display_name(source)
-    with open_source(source) as stream:
-        for record in iter_records(stream):
-            error = next((f for f in record.findings if f.severity == ERROR), None)
-            if error is not None:
-                field = f", field '{error.field}'" if error.field else ""
-                raise MglkitError(f"{name}, line {record.line}{field}: {error.message}", hint=error.hint)
-            yield record.pair
+def load_pairs(
+    source: str | os.PathLike,
+    *,
+    split: str | None = None,
+    subset: str | None = None,
+    columns: dict[str, str] | str | None = None,
+) -> Iterator[Pair]:
+    """Stream the pairs of any data source (mglkit.sources: JSONL, Parquet, CSV/TSV, a folder, a
+    save_to_disk folder, ``hf:ORG/NAME``); the first bad record raises, naming file, line or row, and
+    field. ``columns`` maps fields to the columns that hold them (``"prompt=question,..."`` or a dict)."""
+    from .sources import SourceSpec, iter_pairs, parse_columns
+
+    mapping = parse_columns(columns, PAIR_FIELDS) if isinstance(columns, str) else columns
+    return iter_pairs(SourceSpec(str(source), split, subset, mapping))
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -298,22 +319,32 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield number, record
 
 
-_BIG_INT = re.compile(rb"\d{19}")  # orjson reads integers beyond 64 bits as floats
+_BIG = 2.0**63  # orjson reads integers beyond 64 bits as floats
 
 
 def loads(raw: bytes):
-    """JSON, fast; integers of any size kept exact."""
-    if _BIG_INT.search(raw) is None:
-        return orjson.loads(raw)
-    return json.loads(raw)
+    """JSON, fast; integers of any size kept exact (a float that large may have been one: read again)."""
+    obj = orjson.loads(raw)
+    return json.loads(raw) if _has_big_float(obj) else obj
 
 
-def dumps(record) -> bytes:
-    """One JSON line (without the newline), fast; integers of any size kept exact."""
+def _has_big_float(value) -> bool:
+    if type(value) is float:
+        return not -_BIG < value < _BIG
+    if type(value) is dict:
+        return any(_has_big_float(v) for v in value.values())
+    if type(value) is list:
+        return any(_has_big_float(v) for v in value)
+    return False
+
+
+def dumps(record, default=None) -> bytes:
+    """One JSON line (without the newline), fast; integers of any size kept exact. ``default`` turns
+    what JSON lacks into what it has (see ``sources.json_default``)."""
     try:
-        return orjson.dumps(record)
+        return orjson.dumps(record, default=default)
     except TypeError:  # an integer beyond 64 bits
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=default).encode()
 
 
 def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> None:

@@ -5,39 +5,48 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
+import os
 
 from . import distributed
 from .config import TrainConfig, ValidationConfig
 from .errors import MglkitError, UnusableInputError
 from .models import ModelOptions, lora_parameter_count
-from .pairs import load_pairs
 from .preference import cut_by_keep_start, rendered, steps_per_epoch, tokenize_pairs, truncate_keep_prompt_end
+from .sources import SourceSpec, iter_pairs
 
 
-def validated_pairs(path: Path, skip_validation: bool = False) -> tuple[list, dict | None]:
-    """The pairs of a training file, validated with the built-in rules as `mglkit validate` does
-    (errors stop the run); and the validation summary that training_stats.json records."""
+def validated_pairs(data: SourceSpec | str | os.PathLike, skip_validation: bool = False) -> tuple[list, dict | None]:
+    """The pairs of training data (any source), validated with the built-in rules as `mglkit validate`
+    does (errors stop the run); and the validation summary that training_stats.json records."""
+    spec = data if isinstance(data, SourceSpec) else SourceSpec(str(data))
     summary = None
     if not skip_validation:
         from .validation import validate_file
 
-        report = validate_file(path, ValidationConfig(), keep_findings=False)
+        report = validate_file(spec, ValidationConfig(), keep_findings=False)
         summary = report.summary()
+        command = _validate_command(spec)
         if report.verdict == "unusable":
-            raise UnusableInputError(f"{path}: {report.first_error()}", hint=f"see `mglkit validate {path}`")
+            raise UnusableInputError(f"{spec.name}: {report.first_error()}", hint=f"see `{command}`")
         if not report.ok:
             raise MglkitError(
-                f"{path} failed validation ({report.stats.errors} errors): {report.first_error()}",
-                hint=f"see `mglkit validate {path}` (--out-clean writes the valid pairs), or --skip-validation",
+                f"{spec.name} failed validation ({report.stats.errors} errors): {report.first_error()}",
+                hint=f"see `{command}` (--out-clean writes the valid pairs), or --skip-validation",
             )
-    return list(load_pairs(path)), summary
+    return list(iter_pairs(spec)), summary
 
 
-def records(trainer, options, config: TrainConfig, path: Path) -> tuple[list, dict | None]:
+def _validate_command(spec: SourceSpec) -> str:
+    """`mglkit validate` of the same data, with its split, subset and column mapping."""
+    options = {"--split": spec.split, "--subset": spec.subset}
+    options["--columns"] = ",".join(f"{k}={v}" for k, v in spec.columns.items()) if spec.columns else None
+    return " ".join(["mglkit validate", spec.name] + [f"{k} {v}" for k, v in options.items() if v])
+
+
+def records(trainer, options, config: TrainConfig, data: SourceSpec) -> tuple[list, dict | None]:
     if trainer.inputs == "prompts":
-        return trainer.prompt_records(path, options, config), None
-    return validated_pairs(path, config.skip_validation)
+        return trainer.prompt_records(data, options, config), None
+    return validated_pairs(data, config.skip_validation)
 
 
 @dataclasses.dataclass

@@ -128,4 +128,10 @@ def dpo_settings(losses: tuple[str, ...]) -> list:
         Setting("loss", str, "sigmoid", "The DPO loss.", choices=losses),
         Setting("label_smoothing", float, 0.0, "Robust DPO's label-flip probability.", min=0, max=0.5, max_open=True),
         Setting("precompute_ref", bool, True, "Reference log-probs once before training (off: every step)."),
+        Setting(
+            "ref_cache",
+            bool,
+            True,
+            "Keep precomputed reference log-probs on disk and reuse them when base model, data and numerics match.",
+        ),
     ]

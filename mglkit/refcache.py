@@ -5,14 +5,17 @@ A key is reused only when every component is equal (the file holds its component
 load besides the file name): the base model's identity, the tokenized sequences, precision,
 quantization, attention implementation, device type, the torch and transformers versions, anything
 the caller adds in ``extra`` (e.g. padded or packed batches), and ``CACHE_FORMAT``. Files are
-safetensors, written whole or not at all. Locking and ``--no-ref-cache`` are the caller's.
+safetensors, written whole or not at all, one entry a folder under ``cache_root()/reference``,
+built under the entry's lock (``reuse_or_compute``: a second run with the same key waits, then reuses).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,13 +44,29 @@ def model_identity(name: str, *, revision: str | None = None, commit: str | None
     return {"hub_id": name, "revision": revision, "commit": commit}
 
 
+def base_identity(name: str, model, pm=None) -> dict | None:
+    """The identity of a run's base model: for a model-source name (``mglkit:tiny``), the folder its
+    source says the weights load from (an optional ``folder(name)`` method; none: unknown); for a
+    local folder, its files; for a hub id, the commit it was loaded at (``config._commit_hash``)."""
+    from .models import find_model_source
+
+    source = find_model_source(name, pm)
+    if source is not None:
+        locate = getattr(source, "folder", None)
+        folder = locate(name) if locate is not None else None
+        return model_identity(str(folder)) if folder is not None and Path(folder).is_dir() else None
+    return model_identity(name, commit=getattr(getattr(model, "config", None), "_commit_hash", None))
+
+
 def _folder_files(folder: Path) -> list[dict]:
     files = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.suffix not in WEIGHT_SUFFIXES and path.name not in DESCRIBING_FILES:
             continue
         stat = path.stat()
-        entry = {"name": path.relative_to(folder).as_posix(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        # ctime and inode too: a copy that kept size and mtime (cp -p, rsync -a) still changes them
+        entry = {"name": path.relative_to(folder).as_posix(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                 "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino}  # fmt: skip
         if path.suffix == ".safetensors":
             entry["header_sha256"] = _sha256(safetensors_header(path))
         elif path.name in DESCRIBING_FILES:
@@ -93,6 +112,71 @@ class ReferenceKey:
 
     def digest(self) -> str:
         return _sha256(self.components().encode())
+
+
+def job_key(job, model, pairs, **extra) -> ReferenceKey | None:
+    """The key of a trainer's reference log-probs of ``pairs`` (``TokenizedPair``s as the reference
+    sees them) for a TrainJob; ``extra`` names whatever else of the trainer changes them (batch size,
+    padding-free batches, truncation). None, so nothing is cached, under ``--no-ref-cache`` or when
+    the base model's identity is unknown."""
+    from .logprobs import attention_implementation
+
+    if not getattr(job.options, "ref_cache", False) or job.base_identity is None:
+        return None
+    return ReferenceKey(
+        model=job.base_identity,
+        sequences=sequences_digest(pairs),
+        precision=job.precision,
+        quantization=job.config.quantize,
+        attention=attention_implementation(model),
+        device_type=job.device,
+        extra=extra,
+    )
+
+
+def reuse_or_compute(key: ReferenceKey | None, compute: Callable[[], dict]) -> tuple[dict, bool, bool]:
+    """The tensors saved under ``key`` by an earlier run, else ``compute()``'s (saved under it); whether
+    they were reused; and whether this process saved them. ``key`` None: computed, never saved.
+
+    Every process calls this, and ``compute`` (which may share the work out between them) returns
+    the same tensors on each. The main process looks the key up and writes the entry, holding the
+    entry's lock from the look-up to the write: a second run with the same key waits, then reuses.
+    A cache folder that cannot be written is a note, and the run goes on without it.
+    """
+    from . import distributed
+    from .outputs import cache_entry
+    from .resources import cache_root
+    from .tasks import note
+
+    if key is None:
+        return compute(), False, False
+    folder = cache_root() / "reference" / key.digest()
+    with contextlib.ExitStack() as stack:
+        build, found = None, None
+        if distributed.is_main():
+            ready = lambda entry: load_reference(entry, key) is not None  # noqa: E731
+            try:
+                build = stack.enter_context(cache_entry(folder, ready, "reference log-probs", on_wait=note))
+                found = load_reference(folder, key) if build is None else None
+            except OSError as exc:
+                note(f"reference log-probs are not cached: {folder.parent}: {exc.strerror}")
+                stack.close()
+                build = None
+        found = distributed.broadcast(found)
+        if found is not None:
+            return found, True, False
+        tensors = compute()
+        if build is not None:
+            save_reference(build, key, tensors)
+        return tensors, False, build is not None
+
+
+def timing(passes) -> dict:
+    """What training_stats.json records of a run's reference passes, each (seconds, reused)."""
+    passes = list(passes)
+    if not passes:
+        return {}
+    return {"reference_seconds": round(sum(s for s, _ in passes), 3), "reference_reused": all(r for _, r in passes)}
 
 
 def cache_file(folder: str | Path, key: ReferenceKey) -> Path:

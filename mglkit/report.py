@@ -7,7 +7,7 @@ from typing import IO, Any
 
 import orjson
 
-from .findings import ERROR, WARNING, Finding
+from .findings import ERROR, WARNING, Finding, position
 from .hookspecs import hookimpl
 
 _VERDICT_STYLE = {
@@ -61,7 +61,7 @@ def _count(n: int, style: str) -> str:
 
 
 def _finding_line(f: Finding) -> str:
-    where = f"line {f.line}" if f.line is not None else "dataset"
+    where = position(f.line, f.row) or "dataset"
     field = f", {f.field}" if f.field else ""
     return f"{where}{field}: [{f.rule}] {f.message}"
 
@@ -258,7 +258,12 @@ def _key_values(title: str, items: dict, out=None) -> None:
     for key, value in items.items():
         if isinstance(value, dict) or value is None:
             continue
-        text = f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+        if isinstance(value, bool):  # before int: a bool is one
+            text = "yes" if value else "no"
+        elif isinstance(value, float):
+            text = f"{value:,.4g}"
+        else:
+            text = f"{value:,}" if isinstance(value, int) else str(value)
         table.add_row(key, text)
     out.print(table)
 
@@ -299,12 +304,21 @@ def print_eval(report, out=None) -> None:
                     style = ("green" if delta.value > 0 else "red") if delta.significant else "dim"
                     cell += f" [{style}]{delta.value:+.3f}{'*' if delta.significant else ''}[/]"
                 cells.append(cell)
-            table.add_row(name if i == 0 else "", metric, *cells, end_section=i == len(metrics) - 1)
+            label = ("  " if metric.endswith(("[unseen]", "[seen]")) else "") + escape(metric)  # splits under theirs
+            table.add_row(name if i == 0 else "", label, *cells, end_section=i == len(metrics) - 1)
     out.print(table)
     out.print(
         "[dim]mean ±half-width of the 95% bootstrap interval; deltas vs base, * when the paired 95% interval "
-        "excludes zero (48 pairs make noisy numbers)[/]"
+        "excludes zero (a few dozen items make noisy numbers)[/]"
     )
+    for suite, split in report.splits.items():
+        counts = split["counts"]
+        text = (
+            f"{suite}: metric[unseen] on the {counts['unseen']} items the training data does not state "
+            f"(generalisation: the headline), metric[seen] on the {counts['seen']} it states (retention); "
+            f"labels from {split['source']}"
+        )
+        out.print(f"[dim]{escape(text)}[/]")
     for name, by_column in report.results.items():
         for column, result in by_column.items():
             for title, parts in result.groups.items():
@@ -314,6 +328,23 @@ def print_eval(report, out=None) -> None:
         out.print(f"[yellow]warning: {escape(warning)}[/]")
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     out.print(f"[dim]time: {timing}[/]")
+
+
+def print_contamination(report, out=None) -> None:
+    """``mglkit contamination``: each contaminated item with its strongest evidence, then the counts."""
+    from rich.markup import escape
+
+    out = out or console()
+    data = report.to_dict()
+    for item in data["items"]:
+        more = f", {item['matches'] - 1} more matches" if item["matches"] > 1 else ""
+        out.print(f"[bold]{escape(item['id'])}[/]  {escape(item['where'])}  [dim]({item['signal']} {item['score']:.2f}"
+                  f"{more})[/]")  # fmt: skip
+        out.print(f"    {escape(item['reason'])}: [dim]«{escape(item['snippet'])}»[/]")
+    counts = ", ".join(f"{kind} {data['contaminated'][kind]} of {n}" for kind, n in data["checked"].items())
+    style = "bold red" if data["items"] else "bold green"
+    verdict = f"{len(data['items'])} items in the training data" if data["items"] else "no item in the training data"
+    out.print(f"[bold]{escape(data['suite'])}[/]: [{style}]{verdict}[/] ({counts})")
 
 
 def print_runs(summaries, out=None) -> None:

@@ -51,9 +51,12 @@ def _headlines(stats: dict) -> dict[str, float]:
     evaluators = ((stats.get("benchmarks") or {}).get("evaluators")) or {}
     found = {}
     for evaluator, by_column in evaluators.items():
-        metric = HEADLINE_METRICS.get(evaluator)
         adapter = next((c for c in by_column if c != "base"), None)
-        score = (by_column.get(adapter) or {}).get("metrics", {}).get(metric) if metric and adapter else None
+        metrics = (by_column.get(adapter) or {}).get("metrics", {}) if adapter else {}
+        metric = HEADLINE_METRICS.get(evaluator)
+        if metric and f"{metric}[unseen]" in metrics:  # generalisation, when the suite has a seen / unseen split
+            metric = f"{metric}[unseen]"
+        score = metrics.get(metric) if metric else None
         if isinstance(score, dict) and isinstance(score.get("value"), int | float):
             found[f"{evaluator}/{metric}"] = score["value"]
     return found

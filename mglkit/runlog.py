@@ -137,7 +137,10 @@ class RunFolder:
 
     @property
     def config(self) -> dict:
-        return (self.args or {}).get("config") or {}
+        """The run's settings, its trainer's own (``options``: beta, loss...) among the others."""
+        config = dict((self.args or {}).get("config") or {})
+        options = config.pop("options", None)
+        return {**config, **options} if isinstance(options, dict) else config
 
     @property
     def base_model(self) -> str | None:

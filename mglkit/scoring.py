@@ -5,19 +5,36 @@ from __future__ import annotations
 
 import contextlib
 
+from . import distributed
 from .logprobs import completion_logps
 from .models import generate
 from .prompts import PromptFormat
 
+GENERATE_BATCH = 8  # prompts generated together (left-padded)
+
 
 class ModelScorer:
-    def __init__(self, name, model, tokenizer, fmt: PromptFormat, adapter: str | None = None, batch_size: int = 16):
+    """``sharded``: several processes (``accelerate launch``, ``torchrun``) evaluate together. Each takes
+    every world-th batch of the ones a single process would make (so every answer is what one
+    process would give), and all of them get every answer."""
+
+    def __init__(
+        self,
+        name,
+        model,
+        tokenizer,
+        fmt: PromptFormat,
+        adapter: str | None = None,
+        batch_size: int = 16,
+        sharded: bool = False,
+    ):
         self.name = name
         self.model = model
         self.tokenizer = tokenizer
         self.fmt = fmt
         self.adapter = adapter
         self.batch_size = batch_size
+        self.sharded = sharded
 
     def _active(self):
         if self.adapter is None:
@@ -35,12 +52,12 @@ class ModelScorer:
         tok = self.tokenizer
         encoded = [encode_pair(tok, context, continuation) for context, continuation in requests]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar length
-        results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
+        batches = [order[first : first + self.batch_size] for first in range(0, len(order), self.batch_size)]
+        results: dict[int, tuple[float, int]] = {}
         device = next(self.model.parameters()).device
         self.model.eval()
         with torch.no_grad(), self._active():
-            for first in range(0, len(order), self.batch_size):
-                rows = order[first : first + self.batch_size]
+            for rows in self._mine(batches):
                 width = max(len(encoded[i][0]) for i in rows)
                 ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
                 mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -53,11 +70,29 @@ class ModelScorer:
                 sums, counts = completion_logps(self.model, ids.to(device), mask.to(device), target.to(device))
                 for r, i in enumerate(rows):
                     results[i] = (sums[r].item(), int(counts[r].item()))
-        return results
+        results = self._gathered(results)
+        return [results[i] for i in range(len(encoded))]
 
     def generate(self, prompts, max_new_tokens):
+        batches = [(first, prompts[first : first + GENERATE_BATCH]) for first in range(0, len(prompts), GENERATE_BATCH)]
+        answers: dict[int, str] = {}
         with self._active():
-            return generate(self.model, self.tokenizer, prompts, self.fmt, max_new_tokens, temperature=0.0)
+            for first, part in self._mine(batches):
+                for i, answer in enumerate(
+                    generate(self.model, self.tokenizer, part, self.fmt, max_new_tokens, temperature=0.0,
+                             batch_size=GENERATE_BATCH)
+                ):  # fmt: skip
+                    answers[first + i] = answer
+        answers = self._gathered(answers)
+        return [answers[i] for i in range(len(prompts))]
+
+    def _mine(self, batches: list) -> list:
+        return batches[distributed.rank() :: distributed.world_size()] if self.sharded else batches
+
+    def _gathered(self, found: dict) -> dict:
+        if not self.sharded:
+            return found
+        return {i: value for part in distributed.all_gather(found) for i, value in part.items()}
 
 
 class CachedScorer:

@@ -11,8 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
-import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,8 @@ class Setting:
     multiple: bool = False  # a list given by repeating the flag (``--adapter A --adapter B``)
     cli: bool = True  # has a command-line flag
     in_file: bool = True  # may be set in a config file (trust comes only from the command line)
+    # checks what a type and range cannot say (``value, where``; raises ConfigError naming ``where``)
+    check_value: Callable[[Any, str], None] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def option(self) -> str:
@@ -69,6 +70,8 @@ class Setting:
             for item in value:
                 if item not in self.choices:
                     raise ConfigError(f"{where}: '{item}' is not {self.describe_range()}", hint=self._near(item))
+        if self.check_value is not None:
+            self.check_value(value, where)
         return value
 
     def parse(self, text: str, where: str) -> Any:
@@ -186,6 +189,8 @@ def checked_table(specs: Iterable[Setting], table: dict[str, Any], source: str) 
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

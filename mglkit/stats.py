@@ -70,7 +70,7 @@ def bootstrap(values: list[float], seed: int = 0) -> Score:
         low, high = _wilson(mean, n)
     else:
         low, high = _studentized(values, seed)
-    return Score(mean, min(low, mean), max(high, mean), n)
+    return Score(mean, float(min(low, mean)), float(max(high, mean)), n)  # plain floats: JSON writes no numpy
 
 
 def paired_delta(a: list[float], b: list[float], seed: int = 0) -> Delta:

@@ -19,7 +19,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from .errors import UnusableInputError
+from .errors import ConfigError, UnusableInputError
 from .pairs import load_pairs, read_jsonl
 from .types import Suite, SuiteFolder
 
@@ -111,6 +111,8 @@ def load_suite(name: str, pm=None) -> Suite:
     for source in registered:
         prefix = getattr(source, "prefix", None)
         if prefix and name.startswith(prefix):
+            if not name[len(prefix) :].strip():
+                raise ConfigError(f"{name}: no path after '{prefix}'", hint=f"e.g. {prefix}~/data/khk_Cyrl.jsonl")
             return source.load(Path(os.path.expandvars(os.path.expanduser(name[len(prefix) :]))))
     path = Path(os.path.expandvars(os.path.expanduser(name)))
     if not path.is_dir():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,8 +23,10 @@ from .preference import (
     split_train_eval,
 )
 from .prompts import PromptFormat
+from .refcache import base_identity
 from .resources import resolve_data_path
 from .run import Run, call_safely, checkpoint_dirs
+from .sources import HF_PREFIX, SourceSpec, provenance
 from .types import TrainJob
 
 SAMPLE_SEED = 0
@@ -81,7 +84,7 @@ class Prepared:
     config: TrainConfig
     trainer: Any
     options: SimpleNamespace
-    data_path: Path
+    source: SourceSpec  # the training data, as --dataset, --split, --subset and --columns name it
     validation: dict | None  # the data's validation summary, recorded in training_stats.json
     model: Any
     tokenizer: Any
@@ -98,8 +101,7 @@ class Prepared:
             "config": dataclasses.asdict(self.config) | {"options": vars(self.options)},
             "method": self.trainer.describe(self.options),
             "prompt_format": self.fmt.to_dict(),
-            "dataset_sha256": _sha256(self.data_path),
-            "dataset_path": str(self.data_path),
+            **provenance(self.source),
         }
 
 
@@ -115,14 +117,12 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
     engine = distributed.requested_engine()
     if config.quantize and engine in ("fsdp", "deepspeed"):
         raise ConfigError(f"--quantize is not supported under {engine}", hint="QLoRA trains on one GPU, or with DDP")
-    data_path = resolve_data_path(config.dataset)
-    if str(config.dataset) == "-" or not data_path.is_file():
-        raise UnusableInputError(f"--dataset {config.dataset}: no such file", hint="give a JSONL file of pairs")
+    source = SourceSpec.named(config.dataset, config)
     folder = OutputFolder(
-        config.output, "run", overwrite=overwrite, resume=config.resume is not None, inputs=[data_path]
+        config.output, "run", overwrite=overwrite, resume=config.resume is not None, inputs=_local_data(source)
     )
     distributed.on_main(lambda: _check_output(folder, config))
-    prepared = prepare(config, trainer, options, data_path, pm)
+    prepared = prepare(config, trainer, options, source, pm)
     if config.dry_run:
         return prepared.plan
     for name, source in sorted(config.origin.items()):
@@ -131,13 +131,26 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
     return _run(prepared, pm, folder)
 
 
-def prepare(config: TrainConfig, trainer, options, data_path: Path, pm) -> Prepared:
+def _local_data(source: SourceSpec) -> list[Path]:
+    """The file or folder of local training data (a run folder must not be or hold it); none for hf:."""
+    if source.name.startswith(HF_PREFIX):
+        return []
+    path = resolve_data_path(source.name)
+    if source.name == "-" or not path.exists():
+        raise UnusableInputError(
+            f"--dataset {source.name}: no such file or folder",
+            hint="give a data file, a folder of them, or hf:ORG/NAME",
+        )
+    return [path]
+
+
+def prepare(config: TrainConfig, trainer, options, source: SourceSpec, pm) -> Prepared:
     """Data, split, model, tokens and the plan; a plan that cannot run is an error, before any writing."""
-    records, validation = planning.records(trainer, options, config, data_path)
+    records, validation = planning.records(trainer, options, config, source)
     train_items, eval_items = split_train_eval(records, config.eval_split, config.seed)
     if not train_items:
         raise ConfigError(
-            f"no pairs left for training: {len(records)} in {data_path}, "
+            f"no pairs left for training: {len(records)} in {source.name}, "
             f"{len(eval_items)} held out by --eval-split {config.eval_split}",
             hint="lower --eval-split or add pairs",
         )
@@ -157,7 +170,7 @@ def prepare(config: TrainConfig, trainer, options, data_path: Path, pm) -> Prepa
             f"--batch-size {config.batch_size}, {distributed.world_size()} processes)",
             hint="lower --batch-size, or add pairs",
         )
-    return Prepared(config, trainer, options, data_path, validation, model, tokenizer, fmt, model_options, data, plan)
+    return Prepared(config, trainer, options, source, validation, model, tokenizer, fmt, model_options, data, plan)
 
 
 def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
@@ -191,6 +204,7 @@ def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
             precision=options.resolved_precision,
             device=options.device_type,
             resume_from=resume_from,
+            base_identity=base_identity(config.base, prepared.model, pm),
         )
         result = prepared.trainer.train(job)
         if not result.is_main:
@@ -256,39 +270,41 @@ def write_outputs(run, prepared: Prepared, result, pm) -> dict:
     stats = training_stats(run, prepared.plan, result, prepared.validation)
     benchmarks = None
     if run.config.eval_suite:
-        benchmarks = _evaluate_at_end(run, model, tokenizer, fmt, pm, prepared.data_path, stats)
+        benchmarks = _evaluate_at_end(run, model, tokenizer, fmt, pm, prepared.source, stats)
     args = prepared.args
     write_json(run.dir / "training_args.json", args)
     write_json(run.logs / "training_stats.json", stats)
     write_text(run.dir / "README.md", model_card(run.config, stats, args, benchmarks))
-    run.note(f"saved the adapter to {run.dir} (last weights in {run.dir / 'last'})")
+    final = Path(os.path.abspath(run.config.output))  # where the run lands; run.dir may be its build sibling
+    run.note(f"saved the adapter to {final} (last weights in {final / 'last'})")
     return stats
 
 
-def _evaluate_at_end(run, model, tokenizer, fmt, pm, data_path, stats) -> str:
+def _evaluate_at_end(run, model, tokenizer, fmt, pm, source: SourceSpec, stats) -> str:
     from .config import EvalConfig
     from .evaluation import evaluate
 
     config = run.config
     run.note(f"evaluating base vs adapter on {config.eval_suite}")
-    eval_config = EvalConfig(suites=[config.eval_suite], base=config.base, seed=config.seed, train_data=str(data_path))
+    eval_config = EvalConfig(
+        suites=[config.eval_suite], base=config.base, seed=config.seed, train_data=_by_name(source)
+    )
     report = evaluate(eval_config, model=model, tokenizer=tokenizer, fmt=fmt, pm=pm)
-    for warning in report.warnings[:1]:
+    if report.warnings:  # one per suite item the training data states (the contamination detector's)
         run.note(
-            f"warning: {warning}" + (f" (and {len(report.warnings) - 1} more)" if len(report.warnings) > 1 else "")
+            f"warning: the training data holds {len(report.warnings)} items of {config.eval_suite} (their scores "
+            f"are the [seen] rows); the first: {report.warnings[0]}"
         )
     stats["benchmarks"] = report.to_dict()
     return report.markdown()
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _by_name(source: SourceSpec) -> list[str]:
+    """The training data as eval's --train-data names it: a name alone (a split or a column mapping
+    cannot be named there, so such data is not checked for contamination)."""
+    if source.split or source.subset or source.columns:
+        return []
+    return [source.name if source.name.startswith(HF_PREFIX) else str(resolve_data_path(source.name))]
 
 
 def api_config(config: TrainConfig | None, options: dict[str, Any]) -> TrainConfig:

@@ -87,9 +87,9 @@ class Validator(Protocol):
         snippet: str | None = None,
         rule: str | None = None,
     ) -> Finding:
-        """A Finding of this validator's rule, located at the pair's line (None: dataset-wide)."""
-        line = pair.line if pair else None
-        return Finding(rule or self.name, severity, message, line=line, field=field, hint=hint, snippet=snippet)
+        """A Finding of this validator's rule, located at the pair's line and row (None: dataset-wide)."""
+        line, row = (pair.line, pair.row) if pair else (None, None)
+        return Finding(rule or self.name, severity, message, line, field, hint, snippet, row=row)
 
 
 # Training --------------------------------------------------------------------------------------
@@ -133,6 +133,7 @@ class TrainJob:
     precision: str  # fp32, fp16, bf16
     device: str  # cpu, cuda
     resume_from: Path | None = None  # the checkpoint folder to continue from
+    base_identity: dict | None = None  # who the base model is (mglkit.refcache), for caches keyed by it
 
 
 @dataclass
@@ -181,8 +182,9 @@ class Trainer(Protocol):
         """The method in one line for the model card, e.g. "DPO, sigmoid loss, beta 0.1"."""
         return self.method
 
-    def prompt_records(self, path: Path, options, config) -> list[dict]:
-        """For ``inputs == "prompts"``: the records of a data file, each with a ``question``."""
+    def prompt_records(self, data, options, config) -> list[dict]:
+        """For ``inputs == "prompts"``: the records of the training data, each with a ``question``.
+        ``data`` is a SourceSpec (name, split, subset, columns): read it with ``mglkit.open_data``."""
         raise NotImplementedError(f"trainer '{self.name}' reads no prompts")
 
     def train(self, job: TrainJob) -> TrainResult: ...
@@ -206,6 +208,11 @@ class Suite:
 
     def has(self, part: str) -> bool:
         return bool(getattr(self, part))
+
+    def pair_ids(self) -> list[str]:
+        """Each pair's id: its ``id`` field, else ``pair-N`` (its place in pairs.jsonl). Evaluators
+        name pairs by it in their per-item results (seen / unseen labels are found by it)."""
+        return [str(p.extra.get("id", f"pair-{n}")) for n, p in enumerate(self.pairs, 1)]
 
     def limited(self, limit: int | None) -> Suite:
         if not limit:
@@ -280,6 +287,7 @@ class EvalResult:
     column: str
     metrics: dict[str, Any]  # name -> stats.Score
     per_item: dict[str, list[float]]  # aligned across columns: what paired deltas resample
+    # per-item results; each naming its suite item by "id" (in per_item's order) gives seen / unseen splits
     items: list[dict] = field(default_factory=list)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # title -> group -> Score
 
@@ -319,7 +327,12 @@ class Evaluator(Protocol):
 
 @runtime_checkable
 class ModelSource(Protocol):
-    """Loads models named with a prefix (``mglkit:tiny``) instead of a hub id or a folder."""
+    """Loads models named with a prefix (``mglkit:tiny``) instead of a hub id or a folder.
+
+    Optionally, ``folder(name) -> Path | None``: the local folder the weights load from. Caches keyed
+    by the base model (the reference log-probs) know a model by that folder's files; without one,
+    nothing of the model is cached.
+    """
 
     name: str
     prefix: str

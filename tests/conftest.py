@@ -136,3 +136,17 @@ def quickstart_run(tiny, tmp_path_factory):
 def read_metrics(run_dir) -> list[dict]:
     lines = (Path(run_dir) / "training_logs" / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
+
+
+@pytest.fixture
+def private_cache(tiny, tmp_path):
+    """A cache folder of the test's own (give it to the processes it starts as MGLKIT_CACHE) that shares
+    the built mglkit:tiny models of the common one: the reference log-probs in it are this test's alone."""
+    from mglkit import cache_root
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    for entry in cache_root().iterdir():
+        if entry.name.startswith("tiny") and (entry / "config.json").is_file():
+            (folder / entry.name).symlink_to(entry)
+    return folder

@@ -70,6 +70,10 @@ def test_the_contract_is_exported():
         "train",
         "validate",
         "load_pairs",
+        "open_data",
+        "SourceSpec",
+        "SourceRow",
+        "validated_pairs",
     ):
         assert name in mglkit.__all__ and hasattr(mglkit, name), name
 
@@ -99,3 +103,17 @@ def test_the_architecture_section_names_every_core_module():
     modules = {p.relative_to(ROOT / "mglkit").as_posix() for p in (ROOT / "mglkit").glob("*.py")}
     modules.discard("__main__.py")
     assert architecture_modules() == modules
+
+
+def test_the_command_list_of_help_matches_the_commands():
+    """`mglkit --help` lists the built-in commands from cli.BUILTIN_COMMANDS without importing them."""
+    from click.testing import CliRunner
+
+    from mglkit.cli import BUILTIN_COMMANDS, cli
+    from mglkit.plugins import get_plugin_manager
+
+    for name, (_, short) in BUILTIN_COMMANDS.items():
+        command = cli.get_command(None, name)
+        assert command.get_short_help_str(limit=len(short)) == short, name
+    listing = CliRunner().invoke(cli, ["--help"]).output
+    assert all(name in listing for name in BUILTIN_COMMANDS) and get_plugin_manager()

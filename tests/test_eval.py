@@ -118,6 +118,12 @@ def test_eval_end_to_end_json(quickstart_run, tmp_path):
                 assert low <= score["value"] <= high
     adapter = report["evaluators"]["preference"][quickstart_run.name]
     assert "reward_accuracy" in adapter["metrics"] and "delta_vs_base" in adapter
+    # seen / unseen from the bundled manifest, side by side, with paired deltas; none for retrieval
+    assert report["splits"]["benchmarks"]["source"] == "benchmarks/splits.json"
+    facts = report["evaluators"]["facts"][quickstart_run.name]
+    assert {"acc[unseen]", "acc[seen]"} <= set(facts["metrics"]) and "acc[unseen]" in facts["delta_vs_base"]
+    assert facts["metrics"]["acc[unseen]"]["n"] + facts["metrics"]["acc[seen]"]["n"] == facts["metrics"]["acc"]["n"]
+    assert not any("[" in m for m in report["evaluators"]["retrieval"]["base"]["metrics"])
     lines = [json.loads(line) for line in items.read_text().splitlines()]
     assert {line["evaluator"] for line in lines} == {"preference", "fluency", "facts", "retrieval"}
     markdown = mglkit("eval", "benchmarks", "--base", "mglkit:tiny", "--adapter", quickstart_run, "--markdown",
@@ -125,7 +131,7 @@ def test_eval_end_to_end_json(quickstart_run, tmp_path):
     assert markdown.returncode == 0 and b"| facts | acc |" in markdown.stdout
 
 
-def test_train_data_overlap_is_a_warning(tiny, tmp_path):
+def test_train_data_in_the_suite_is_a_warning_per_item_and_the_seen_split(tiny, tmp_path):
     suite = tmp_path / "leaky"
     suite.mkdir()
     train = (ROOT / "data" / "mgl_history_grpo.jsonl").read_text(encoding="utf-8").splitlines()
@@ -133,8 +139,12 @@ def test_train_data_overlap_is_a_warning(tiny, tmp_path):
     result = mglkit("eval", suite, "--base", "mglkit:tiny", "--json", "--evaluators", "preference",
                     "--train-data", ROOT / "data" / "mgl_history_grpo.jsonl")  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    warnings = json.loads(result.stdout)["warnings"]
-    assert len(warnings) == 6 and "overlaps" in warnings[0]  # prompt and answer of each of the 3 pairs
+    report = json.loads(result.stdout)
+    first = json.loads(train[0])["id"]
+    assert len(report["warnings"]) == 3 and report["warnings"][0].startswith(f"{first} is in the training data: ")
+    assert report["splits"]["leaky"]["counts"] == {"unseen": 0, "seen": 3}
+    metrics = report["evaluators"]["preference"]["base"]["metrics"]
+    assert "ref_free_accuracy[seen]" in metrics and "ref_free_accuracy[unseen]" not in metrics  # no unseen item
 
 
 def test_bad_suites_and_foreign_adapters_are_clear_errors(quickstart_run, tmp_path):

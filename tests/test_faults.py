@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def test_sigkill_while_training_over_a_run_leaves_old_or_new(tiny, tmp_path):
     parent.mkdir()
     assert mglkit(*args, "--seed", "1", cwd=parent).returncode == 0
     old = signature(parent / "run", key_files)
+    shutil.copytree(parent / "run", tmp_path / "old-run")  # each trial starts from a copy: a run costs seconds
     assert mglkit(*args, "--seed", "2", "--overwrite", cwd=parent).returncode == 0
     new = signature(parent / "run", key_files)
     assert old != new
@@ -139,7 +141,7 @@ def test_sigkill_while_training_over_a_run_leaves_old_or_new(tiny, tmp_path):
     for number, (phase, delay) in enumerate([(p, None) for p in PHASES] + [(None, rng.uniform(4, 12))]):
         trial = tmp_path / f"trial{number}"
         trial.mkdir()
-        assert mglkit(*args, "--seed", "1", cwd=trial).returncode == 0
+        shutil.copytree(tmp_path / "old-run", trial / "run")
         process = start([*args, "--seed", "2", "--overwrite"], trial, phase)
         if delay is None:
             assert process.wait(timeout=600) == -signal.SIGKILL

@@ -106,7 +106,7 @@ def _best(values: list[float]) -> tuple[int, bool]:
 
 
 def test_exported_suite_run_by_lm_eval_matches_mglkit(tiny, hf_folder, tmp_path):
-    from mglkit.evaluation import Context
+    from mglkit import EvalContext as Context
     from mglkit.plugins import get_plugin_manager
 
     if not shutil.which("lm_eval", path=str(Path(sys.executable).parent)):
@@ -114,7 +114,7 @@ def test_exported_suite_run_by_lm_eval_matches_mglkit(tiny, hf_folder, tmp_path)
     model, tokenizer = tiny
     suite = load_suite("benchmarks")  # all 150 items: lm_eval's start-up, not the items, takes the time
     scorer = Recording(ModelScorer("base", model, tokenizer, PromptFormat(chat_template=True)))
-    facts = get_plugin_manager().collect("register_evaluators")["facts"].obj
+    facts = get_plugin_manager().get("evaluator", "facts")
     result = facts.evaluate(scorer, suite, Context(reference=None, max_new_tokens=1))
 
     export = export_lm_eval(suite, tmp_path / "export", prompt=scorer.prompt, prompt_source="mglkit:tiny's template")

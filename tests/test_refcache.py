@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import time
 
 import pytest
 import torch
@@ -63,6 +64,14 @@ def test_folder_identity_follows_weights_headers_and_config(base):
     assert renamed != touched and renamed["files"][2]["size"] == touched["files"][2]["size"]
     (base / "config.json").write_text(json.dumps({"model_type": "mistral", "hidden_size": 9}))
     assert model_identity(str(base)) != renamed
+
+    # other values under the same size, mtime and header (a copy made with cp -p): its ctime tells
+    before, data, mtime = model_identity(str(base)), bytearray(shard.read_bytes()), shard.stat().st_mtime_ns
+    data[-1] ^= 1
+    time.sleep(0.05)  # past the clock's tick: ctime is coarse-grained on some filesystems
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(mtime, mtime))
+    assert model_identity(str(base)) != before
 
 
 def test_hub_identity_needs_the_resolved_commit():

@@ -8,6 +8,7 @@ import struct
 import time
 
 import pytest
+from conftest import cli
 
 from mglkit.errors import UnusableInputError
 from mglkit.locks import acquire_lock, release_lock
@@ -41,7 +42,7 @@ def _eval_row(step, loss):
     return {"step": step, "eval_loss": loss, "eval_rewards/accuracies": 0.75, "eval_rewards/margins": 0.3}
 
 
-def make_run(folder, *, stats=True, marker=None, lr=5e-4, rows=None, samples=True, benchmarks=None):
+def make_run(folder, *, stats=True, marker=None, lr=5e-4, beta=0.1, rows=None, samples=True, benchmarks=None):
     """A run folder shaped as `mglkit train` writes it (settings, statistics, logs)."""
     logs = folder / "training_logs"
     rows = rows if rows is not None else [_train_row(s, 0.7 - 0.01 * s) for s in range(1, 11)] + [_eval_row(10, 0.61)]
@@ -50,14 +51,14 @@ def make_run(folder, *, stats=True, marker=None, lr=5e-4, rows=None, samples=Tru
         "base": "mglkit:tiny",
         "trainer": "dpo",
         "learning_rate": lr,
-        "beta": 0.1,
-        "loss": "sigmoid",
         "dataset": "data/mgl_history_grpo.jsonl",
         "output": str(folder),
+        "options": {"beta": beta, "loss": "sigmoid"},  # the trainer's own settings
     }
     args = {
         "mglkit_version": "0.1.0",
         "config": config,
+        "method": f"DPO, sigmoid loss, beta {beta:g}",
         "dataset_path": "data/mgl_history_grpo.jsonl",
         "dataset_sha256": "ab" * 32,
     }
@@ -295,7 +296,7 @@ def test_report_is_one_self_contained_file_and_says_what_is_missing(tmp_path):
     from mglkit.html_report import write_report
 
     finished = make_run(tmp_path / "a")
-    stopped = make_run(tmp_path / "b", stats=False, lr=1e-3, rows=[_train_row(1, 0.7)], samples=False)
+    stopped = make_run(tmp_path / "b", stats=False, lr=1e-3, beta=0.2, rows=[_train_row(1, 0.7)], samples=False)
     (tmp_path / "eval.json").write_text(json.dumps(EVAL))
     items = tmp_path / "items.jsonl"
     _jsonl(
@@ -315,10 +316,20 @@ def test_report_is_one_self_contained_file_and_says_what_is_missing(tmp_path):
     assert "0.6543" in html and "4,322" not in html and "4322" in html  # avg_loss, tokens/s (4 digits)
     assert "0.4375" in html and "+0.188*" in html  # the adapter's acc and its starred delta
     assert "Чингис хаан хэдэн онд төрсөн бэ?" in html and "1162 онд" in html and "✓ matches" in html
-    assert "learning_rate" in html  # differs between the runs
+    assert "learning_rate" in html and ">beta<" in html  # differ between the runs; beta is the trainer's own
+    assert "dpo: DPO, sigmoid loss, beta 0.1" in html and "None loss" not in html
     assert "no training_stats.json: the run stopped early" in html
     assert "recorded no validation summary" in html
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_the_report_never_lands_inside_a_run_it_reads(tmp_path):
+    run = make_run(tmp_path / "a")
+    metrics = run / "training_logs" / "metrics.jsonl"
+    before = metrics.read_bytes()
+    result = cli("report", run, "--output", metrics)
+    assert result.returncode == 2 and b"is inside the run" in result.stderr
+    assert metrics.read_bytes() == before
 
 
 def test_report_without_eval_or_metrics_says_so(tmp_path):

@@ -82,3 +82,13 @@ def test_all_wrong_is_not_certainty_and_empty_is_nan():
     assert math.isnan(paired_delta([], []).value)
     with pytest.raises(ValueError):
         paired_delta([1.0], [1.0, 0.0])
+
+
+def test_scores_are_plain_floats_that_json_output_takes():
+    import io
+
+    from mglkit.report import write_json
+
+    score = bootstrap([0.1, 0.5, 0.3, 0.9, 0.2])  # a studentized interval strictly inside the values' range
+    assert all(type(x) is float for x in (score.value, score.low, score.high))
+    write_json(score.to_dict(), io.BytesIO())

@@ -15,6 +15,12 @@ class DPOTrainer(Trainer):
     settings = (
         *dpo_settings(LOSSES),
         Setting("group_by_length", bool, False, "Batch pairs of similar length together (less padding)."),
+        Setting(
+            "padding_free",
+            bool,
+            False,
+            "Pack a batch's sequences into rows without padding (attention confined to each), when fewer positions.",
+        ),
     )
 
     def check(self, options, config) -> None:

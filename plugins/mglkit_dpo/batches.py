@@ -1,4 +1,5 @@
-"""Which pairs each process trains on at each step, and the metrics window between log lines."""
+"""Which pairs each process trains on at each step, the tensors of a forward, and the metrics window
+between log lines."""
 
 from __future__ import annotations
 
@@ -30,6 +31,29 @@ class Batches:
         batches = [order[m * size : (m + 1) * size][self.rank :: self.world] for m in range(micro, micro + count)]
         after = (epoch + 1, 0) if micro + count == per_epoch else (epoch, micro + count)
         return batches, after
+
+
+def model_batch(model, pairs, pad: int, padding_free: bool, device) -> dict:
+    """One forward's inputs: the chosen sequences, then the rejected ones. Padded (``collate``), or with
+    ``padding_free`` in whichever layout suits the model's attention with the fewest positions
+    (``pack_for``: rows of packed sequences, or the padded batch where packing saves nothing)."""
+    from mglkit.packing import pack_for
+    from mglkit.preference import collate
+
+    batch = collate(pairs, pad)
+    if padding_free:
+        batch = pack_for(model, batch)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def shares(n: int, size: int, rank: int, world: int) -> list[tuple[int, bool]]:
+    """This process's batches of ``size`` of ``n`` items, as (first item, real): every world-th batch
+    of the ones a single process would make, so results do not depend on the number of processes.
+    Each process gets as many forwards (a sharded model, FSDP or ZeRO-3, needs every process in each);
+    one left without a batch repeats the first and drops its result (real False)."""
+    starts = list(range(0, n, size))
+    rounds = -(-len(starts) // world)
+    return [(starts[k], True) if k < len(starts) else (0, False) for k in range(rank, rounds * world, world)]
 
 
 class MetricsWindow:

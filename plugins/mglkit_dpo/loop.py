@@ -1,7 +1,8 @@
 """The DPO training loop: plain PyTorch and accelerate, to be read top to bottom.
 
 The reference model is the policy with its adapter disabled. Its log-probabilities are computed
-once, before training (``precompute_ref``), and the reference forward never runs again.
+once, before training (``precompute_ref``; shared out between processes and cached on disk, see
+``reference.py``), and the reference forward never runs again.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-import mglkit
 from mglkit import StoppedError, TrainResult, UnusableInputError, peak_memory_mb, sharding
-from mglkit.preference import collate, micro_batches_per_epoch, steps_per_epoch, truncate_keep_prompt_end
+from mglkit.preference import micro_batches_per_epoch, steps_per_epoch, truncate_keep_prompt_end
+from mglkit.refcache import timing
 
 from . import engines
-from .batches import Batches, MetricsWindow
+from .batches import Batches, MetricsWindow, model_batch, shares
 from .checkpoints import load_checkpoint, save_checkpoint
 from .losses import dpo_loss
+from .reference import Reference, reference_logps
 
 METRICS = (
     "loss",
@@ -62,8 +64,8 @@ class Loop:
     scheduler: object
     train_set: list
     eval_set: list
-    ref_train: tuple | None  # reference log-probs of (chosen, rejected), computed once
-    ref_eval: tuple | None
+    ref_train: Reference | None  # reference log-probs of (chosen, rejected), computed once
+    ref_eval: Reference | None
     batches: Batches
     per_epoch: int  # micro-batches in an epoch
     epoch_steps: int  # optimizer steps in an epoch
@@ -106,7 +108,7 @@ def train(job) -> TrainResult:
         seconds=time.perf_counter() - loop.start,
         peak_memory_mb=peak_memory_mb(),
         is_main=engine.is_main_process,
-        stats=stats,
+        stats=stats | timing((r.seconds, r.reused) for r in (loop.ref_train, loop.ref_eval) if r is not None),
     )
 
 
@@ -117,7 +119,6 @@ def setup(job) -> Loop:
     world, model = accelerator.num_processes, accelerator.shard(policy(job))
     train_set = [truncate_keep_prompt_end(p, cfg.max_length)[0] for p in job.train]
     eval_set = [truncate_keep_prompt_end(p, cfg.max_length)[0] for p in job.eval]
-    pad = job.tokenizer.pad_token_id
     # 1. The plan: one count of steps per epoch, shared with `mglkit train --dry-run`.
     per_epoch = micro_batches_per_epoch(len(train_set), cfg.batch_size, world)
     epoch_steps = steps_per_epoch(len(train_set), cfg.batch_size, cfg.grad_accum, world)
@@ -131,8 +132,8 @@ def setup(job) -> Loop:
     model, optimizer = accelerator.prepare(model, optimizer)
     # 2. Reference log-probabilities, once, through the engine's model (sharded where it shards).
     ref = accelerator.unwrap_model(model)
-    ref_train = reference_logps(ref, train_set, pad, cfg.batch_size, accelerator) if opts.precompute_ref else None
-    ref_eval = reference_logps(ref, eval_set, pad, cfg.batch_size, accelerator) if eval_set else None
+    ref_train = reference_logps(ref, train_set, job, accelerator, "train") if opts.precompute_ref else None
+    ref_eval = reference_logps(ref, eval_set, job, accelerator, "eval") if eval_set else None
     batches = Batches(train_set, cfg.batch_size, world, accelerator.process_index, cfg.seed, opts.group_by_length)
     job.run.start(total_steps=total, steps_per_epoch=epoch_steps)
     return Loop(
@@ -267,28 +268,11 @@ def optimizer_and_schedule(model, cfg, total: int):
     return optimizer, get_scheduler(cfg.scheduler, optimizer, math.ceil(total * cfg.warmup_ratio), total)
 
 
-def reference_logps(model, pairs, pad: int, batch_size: int, accelerator):
-    """Summed log-probs of chosen and rejected under the reference (the adapter disabled)."""
-    from mglkit.logprobs import completion_logps
-
-    chosen, rejected = torch.zeros(len(pairs)), torch.zeros(len(pairs))
-    model.eval()
-    show = accelerator.is_main_process
-    with mglkit.progress("reference log-probs", total=len(pairs), show=show) as task, torch.no_grad():
-        with model.disable_adapter(), accelerator.autocast():
-            for first in range(0, len(pairs), 2 * batch_size):
-                part = pairs[first : first + 2 * batch_size]
-                logps, _ = completion_logps(model, **_to(collate(part, pad), accelerator.device))
-                chosen[first : first + len(part)], rejected[first : first + len(part)] = logps.float().cpu().chunk(2)
-                task.advance(len(part))
-    return chosen, rejected
-
-
 def forward(model, pairs, indices, ref, pad, opts, accelerator):
     """The DPO loss of a micro-batch (chosen and rejected through one forward), per-pair metrics, tokens."""
     from mglkit.logprobs import completion_logps
 
-    batch = _to(collate([pairs[i] for i in indices], pad), accelerator.device)
+    batch = model_batch(model, [pairs[i] for i in indices], pad, opts.padding_free, accelerator.device)
     with accelerator.autocast():
         logps, counts = completion_logps(model, **batch)
     chosen, rejected = logps.chunk(2)
@@ -324,12 +308,11 @@ def evaluate(model, eval_set, ref_eval, pad, opts, batch_size: int, accelerator)
     model.eval()
     parts, rank, world = [], accelerator.process_index, accelerator.num_processes
     with torch.no_grad():
-        for start in range(0, len(eval_set), batch_size * world):  # the same forwards on every process
-            first = start + rank * batch_size
+        for first, real in shares(len(eval_set), batch_size, rank, world):  # as many forwards on every process
             indices = list(range(first, min(first + batch_size, len(eval_set))))
-            metrics = forward(model, eval_set, indices or [0], ref_eval, pad, opts, accelerator)[1]
-            if indices:  # a process without a batch joins a sharded model's gathers, then drops its result
-                parts.append(metrics)
+            per_pair = forward(model, eval_set, indices, ref_eval, pad, opts, accelerator)[1]
+            if real:
+                parts.append(per_pair)
     if not parts:  # more processes than eval batches: contribute nothing, but join the reduce
         parts = [{k: torch.zeros(0, device=accelerator.device) for k in METRICS}]
     model.train()
@@ -358,7 +341,3 @@ def out_of_memory(cfg):
         f"lower --max-length (now {cfg.max_length}); add --gradient-checkpointing; "
         f"lower --lora-r (now {cfg.lora_r}); or load the base with --quantize 4bit",
     )
-
-
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device) for k, v in batch.items()}

@@ -33,8 +33,8 @@ class Preference(Evaluator):
             values["reward_accuracy"] = [float(m > 0) for m in margins]
             values["reward_margin"] = margins
         items = [
-            {"id": p.extra.get("id", f"pair-{i + 1}"), "prompt": p.prompt, "logp_chosen": c[0], "logp_rejected": r[0],
+            {"id": pair_id, "prompt": p.prompt, "logp_chosen": c[0], "logp_rejected": r[0],
              **({"margin": margins[i]} if margins else {})}
-            for i, (p, c, r) in enumerate(zip(pairs, chosen, rejected, strict=True))
+            for i, (pair_id, p, c, r) in enumerate(zip(suite.pair_ids(), pairs, chosen, rejected, strict=True))
         ]  # fmt: skip
         return EvalResult.from_values(self.name, scorer.name, values, items, seed=context.seed)

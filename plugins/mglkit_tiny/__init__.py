@@ -28,6 +28,14 @@ class TinySource(ModelSource):
             raise ConfigError(f"unknown model '{name}'", hint="built-in: " + ", ".join(self.names()))
         return load(variant, options)
 
+    def folder(self, name: str):
+        """Where the built model lies: caches keyed by the base model (reference log-probs) know it by
+        that folder's files."""
+        from .build import model_dir
+
+        variant = name.removeprefix(PREFIX)
+        return model_dir(variant) if variant in VARIANTS else None
+
 
 @hookimpl
 def register_model_sources(register):

@@ -80,10 +80,10 @@ class TRLGRPOTrainer(Trainer):
             f"GRPO, rewards {rewards}, {options.num_generations} answers per prompt, KL coefficient {options.kl_coef:g}"
         )
 
-    def prompt_records(self, path, options, config):
+    def prompt_records(self, data, options, config):
         from .grpo import prompt_records
 
-        return prompt_records(path, config)
+        return prompt_records(data, config)
 
     def train(self, job):
         from .grpo import train

@@ -6,9 +6,7 @@ from __future__ import annotations
 import math
 import time
 
-import orjson
-
-from mglkit import ConfigError, MglkitError, UnusableInputError, get_plugin_manager, validated_pairs
+from mglkit import ConfigError, MglkitError, UnusableInputError, get_plugin_manager, open_data, validated_pairs
 
 from .trainer import Bridge, run, shared_args
 
@@ -34,16 +32,12 @@ def check_options(options) -> None:
         )
 
 
-def prompt_records(path, config) -> list[dict]:
-    """Every record gets ``question``; the other fields stay for the rewards."""
-    with open(path, "rb") as handle:
-        first = next((line for line in handle if line.strip()), b"")
-    try:
-        facts_data = "question" in orjson.loads(first)
-    except (orjson.JSONDecodeError, TypeError):
-        facts_data = False
-    if not facts_data:
-        pairs, _ = validated_pairs(path, config.skip_validation)
+def prompt_records(data, config) -> list[dict]:
+    """Every record gets ``question``; the other fields stay for the rewards. ``data`` (a SourceSpec)
+    holds preference pairs, or facts (question, aliases, choices/answer) when its first record has
+    a question."""
+    if not _holds_facts(data):
+        pairs, _ = validated_pairs(data, config.skip_validation)
         return [
             {
                 "question": p.prompt,
@@ -53,35 +47,34 @@ def prompt_records(path, config) -> list[dict]:
             }
             for p in pairs
         ]
-    return [_fact(record, path, number) for number, record in _lines(path)]
+    with open_data(data) as source:
+        return [_fact(row) for row in source.rows()]
 
 
-def _lines(path):
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield number, orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise UnusableInputError(f"{path}, line {number}: not valid JSON ({exc})") from None
+def _holds_facts(data) -> bool:
+    """Whether the first record is a facts item; a malformed one is left to the pairs' validation."""
+    with open_data(data) as source:
+        for chunk in source.chunks():
+            first = chunk.decoded()[0]
+            return isinstance(first, dict) and "question" in first
+    return False
 
 
-def _fact(record, path, number) -> dict:
-    if not isinstance(record, dict):
-        raise UnusableInputError(f"{path}, line {number}: not a JSON object")
+def _fact(row) -> dict:
+    record = row.obj
     question = record.get("question")
     if not isinstance(question, str) or not question.strip():
-        raise UnusableInputError(f"{path}, line {number}, field 'question': missing or empty")
+        raise UnusableInputError(f"{row.where('question')}: missing or empty")
     aliases = record.get("aliases")
     if not isinstance(aliases, list) or not aliases or not all(isinstance(a, str) for a in aliases):
-        raise UnusableInputError(f"{path}, line {number}, field 'aliases': expected a list of strings")
+        raise UnusableInputError(f"{row.where('aliases')}: expected a list of strings")
     choices, answer = record.get("choices") or [], record.get("answer")
     reference = choices[answer] if isinstance(answer, int) and 0 <= answer < len(choices) else aliases[0]
     return {
         "question": question,
         "aliases": aliases,
         "reference": str(reference),
-        "id": str(record.get("id", number)),
+        "id": str(record.get("id", row.line or row.row)),
         "period": str(record.get("period", "")),
     }
 

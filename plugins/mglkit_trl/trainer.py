@@ -137,7 +137,11 @@ def run(trainer, job, bridge, start: float, stats=None) -> TrainResult:
 
 def train(job) -> TrainResult:
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
+
+    from mglkit.refcache import timing
+
+    from .reference import cached_dpo_trainer
 
     cfg, opts = job.config, job.options
     every = {"eval_strategy": "no"}
@@ -161,7 +165,8 @@ def train(job) -> TrainResult:
     )
     bridge = Bridge(job.run)
     start = time.perf_counter()  # TRL tokenizes and precomputes reference log-probs while constructing
-    trainer = DPOTrainer(
+    trainer = cached_dpo_trainer(
+        job,
         model=job.model,
         args=args,
         train_dataset=Dataset.from_list(job.train_records),
@@ -170,4 +175,4 @@ def train(job) -> TrainResult:
         peft_config=job.lora,
         callbacks=[bridge],
     )
-    return run(trainer, job, bridge, start)
+    return run(trainer, job, bridge, start, stats=lambda _: timing(trainer.mglkit_reference))

@@ -23,8 +23,10 @@ class Duplicates(Validator):
         prompt = " ".join(pair.prompt.lower().split())
         whole = hash((prompt, pair.chosen.strip(), pair.rejected.strip())) & (2**64 - 1)
         first = self.prompts.get(hash(prompt))
+        # sources without lines (Parquet, datasets) are numbered by row
+        where, at = ("line", pair.line) if pair.line is not None else ("row", pair.row)
         if first is None:
-            self.prompts[hash(prompt)] = pair.line << _LINE_SHIFT | whole
+            self.prompts[hash(prompt)] = at << _LINE_SHIFT | whole
             return ()
         first_line = first >> _LINE_SHIFT
         seen = first_line if whole == first & (2**64 - 1) else self.pairs.get(whole)
@@ -34,17 +36,17 @@ class Duplicates(Validator):
                     pair,
                     None,
                     ERROR,
-                    f"duplicate of the pair on line {seen}",
+                    f"duplicate of the pair on {where} {seen}",
                     hint="remove the repeated pair",
                 )
             ]
-        self.pairs[whole] = pair.line
+        self.pairs[whole] = at
         return [
             self.finding(
                 pair,
                 "prompt",
                 WARNING,
-                f"same prompt as line {first_line}",
+                f"same prompt as {where} {first_line}",
                 hint="fine for several answers to one question; otherwise remove it",
             )
         ]
