@@ -29,6 +29,9 @@ class DPOTrainer(Trainer):
                 f"--label-smoothing applies to the robust loss, not to '{options.loss}'",
                 hint="add --loss robust, or drop --label-smoothing",
             )
+        from .engines import check
+
+        check(config)
 
     def describe(self, options) -> str:
         return f"DPO, {options.loss} loss, beta {options.beta:g}"

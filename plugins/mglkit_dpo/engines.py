@@ -23,6 +23,17 @@ import torch
 from mglkit import ConfigError, distributed, sharding
 
 
+def check(config) -> None:
+    """The engine the launcher asks for can run these settings (before anything is written)."""
+    asked = distributed.requested_engine()
+    if asked == "fsdp":
+        FSDP.check(config)
+    elif asked == "deepspeed":
+        from .zero import deepspeed_config
+
+        deepspeed_config(config, config.precision, distributed.world_size())
+
+
 def start(job) -> Engine:
     asked = distributed.requested_engine()
     if asked == "fsdp":
@@ -196,6 +207,13 @@ class FSDP(Engine):
 
     def __init__(self, job):
         super().__init__(job)
+        _no_fp16(job.precision)  # "auto" became fp16 on a GPU without bf16
+        self.reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() != "false"
+        self.offload = os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true"
+        self.layer_classes = {c.strip() for c in os.environ.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "").split(",") if c}
+
+    @staticmethod
+    def check(config) -> None:
         version = os.environ.get("FSDP_VERSION", "1")
         policy = os.environ.get("FSDP_AUTO_WRAP_POLICY", "TRANSFORMER_BASED_WRAP")
         if version != "2":
@@ -204,12 +222,7 @@ class FSDP(Engine):
         if policy != "TRANSFORMER_BASED_WRAP":
             raise ConfigError(f"the dpo trainer shards per decoder layer; the config asks for {policy}",
                               hint="set fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP")  # fmt: skip
-        if job.precision == "fp16":
-            raise ConfigError("fp16 is not supported under FSDP (its gradients would need a sharded scaler)",
-                              hint="use --precision bf16 (or fp32)")  # fmt: skip
-        self.reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() != "false"
-        self.offload = os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true"
-        self.layer_classes = {c.strip() for c in os.environ.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "").split(",") if c}
+        _no_fp16(config.precision)
 
     def shard(self, model):
         from torch.distributed.device_mesh import init_device_mesh
@@ -255,6 +268,12 @@ class FSDP(Engine):
     @staticmethod
     def trainable_names(model) -> list[str]:
         return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _no_fp16(precision: str) -> None:
+    if precision == "fp16":
+        raise ConfigError("fp16 is not supported under FSDP (its gradients would need a sharded scaler)",
+                          hint="use --precision bf16 (or fp32)")  # fmt: skip
 
 
 def decoder_layers(model, names: set[str]) -> list:

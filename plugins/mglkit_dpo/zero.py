@@ -26,7 +26,7 @@ class DeepSpeed(Engine):
 
     def __init__(self, job):
         super().__init__(job)
-        self.config = deepspeed_config(job, self.num_processes)
+        self.config = deepspeed_config(job.config, job.precision, self.num_processes)
         self.stage = int(self.config.get("zero_optimization", {}).get("stage", 0))
         self.checkpoint_format = f"deepspeed-zero{self.stage}"
         self.engine = None
@@ -90,9 +90,10 @@ class DeepSpeed(Engine):
         return super().stats(model) | {"zero_stage": self.stage}
 
 
-def deepspeed_config(job, world: int) -> dict:
+def deepspeed_config(cfg, precision: str, world: int) -> dict:
     """The launcher's DeepSpeed config (its file, or the fields of the accelerate config), with the
-    values mglkit's settings decide filled in where it says "auto" or nothing."""
+    values mglkit's settings decide filled in where it says "auto" or nothing (the precision once
+    resolved: "auto" leaves it to the run)."""
     try:
         import deepspeed  # noqa: F401
     except ImportError:
@@ -100,7 +101,7 @@ def deepspeed_config(job, world: int) -> dict:
                           hint='pip install "mglkit[deepspeed]"') from None  # fmt: skip
     from accelerate.utils import DeepSpeedPlugin
 
-    config, cfg = copy.deepcopy(DeepSpeedPlugin().deepspeed_config), job.config
+    config = copy.deepcopy(DeepSpeedPlugin().deepspeed_config)
     decided = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
@@ -109,8 +110,8 @@ def deepspeed_config(job, world: int) -> dict:
     }
     for key, value in decided.items():
         _fill(config, key, value, key)
-    for kind in ("bf16", "fp16"):
-        _fill(config.setdefault(kind, {}), "enabled", job.precision == kind, f"{kind}.enabled")
+    for kind in ("bf16", "fp16") if precision != "auto" else ():
+        _fill(config.setdefault(kind, {}), "enabled", precision == kind, f"{kind}.enabled")
     config.setdefault("zero_force_ds_cpu_optimizer", False)  # offloading steps mglkit's AdamW on the CPU
     config["steps_per_print"] = math.inf
     return config

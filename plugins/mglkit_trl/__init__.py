@@ -1,6 +1,6 @@
 """``trl-dpo`` and ``trl-grpo``: TRL's DPOTrainer and GRPOTrainer with LoRA, mapped from mglkit's settings."""
 
-from mglkit import ConfigError, Setting, Trainer, hookimpl
+from mglkit import ConfigError, Setting, Trainer, distributed, hookimpl
 from mglkit.preference import dpo_settings
 
 # TRL 1.16's preference losses (its "sft" is not one)
@@ -23,6 +23,16 @@ LOSSES = (
 SMOOTHED = ("robust", "exo_pair", "aot", "aot_unpaired")  # the losses that read label_smoothing
 
 
+def check_engine(trainer: str) -> None:
+    """accelerate applies FSDP and DeepSpeed to TRL's trainers on GPUs only; on CPU it would quietly
+    run DDP (or unconnected processes) instead."""
+    import torch
+
+    asked = distributed.requested_engine()
+    if asked in ("fsdp", "deepspeed") and not torch.cuda.is_available():
+        distributed.check_engine(asked, "ddp", trainer, why="accelerate applies it on GPUs only")
+
+
 class TRLDPOTrainer(Trainer):
     name = "trl-dpo"
     description = "TRL's DPOTrainer (keep-start truncation, TRL's metrics)"
@@ -39,6 +49,7 @@ class TRLDPOTrainer(Trainer):
             )
         if options.loss == "exo_pair" and not options.label_smoothing:
             raise ConfigError("--loss exo_pair needs --label-smoothing > 0", hint="the EXO paper recommends 1e-3")
+        check_engine(self.name)
 
     def describe(self, options) -> str:
         return f"DPO, {options.loss} loss, beta {options.beta:g}"
@@ -73,6 +84,7 @@ class TRLGRPOTrainer(Trainer):
         from .grpo import check_options
 
         check_options(options)
+        check_engine(self.name)
 
     def describe(self, options) -> str:
         rewards = ",".join(options.rewards) if options.rewards else "by data"

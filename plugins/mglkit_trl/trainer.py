@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers import PrinterCallback, TrainerCallback
 
-from mglkit import MglkitError, StoppedError, TrainResult, UnusableInputError, peak_memory_mb
+from mglkit import MglkitError, StoppedError, TrainResult, UnusableInputError, distributed, peak_memory_mb
 
 # what Trainer needs to resume exactly (a LoRA checkpoint)
 RESUME_FILES = ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state.pth")
@@ -105,6 +105,8 @@ def run(trainer, job, bridge, start: float, stats=None) -> TrainResult:
     import torch
 
     trainer.remove_callback(PrinterCallback)  # our sinks print; TRL's printer would repeat every log
+    engine = engine_stats(trainer.accelerator)
+    distributed.check_engine(distributed.requested_engine(), engine["engine"], job.config.trainer)
     check_resumable(job.resume_from)
     try:
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
@@ -131,8 +133,15 @@ def run(trainer, job, bridge, start: float, stats=None) -> TrainResult:
         seconds=time.perf_counter() - start,
         peak_memory_mb=peak_memory_mb(),
         is_main=trainer.accelerator.is_main_process,
-        stats=stats(bridge) if stats else {},
+        stats=engine | (stats(bridge) if stats else {}),
     )
+
+
+def engine_stats(accelerator) -> dict:
+    """The engine accelerate runs TRL's trainer on, in mglkit's names, and its processes."""
+    kind = accelerator.distributed_type.name
+    engine = {"FSDP": "fsdp", "DEEPSPEED": "deepspeed", "NO": "none"}.get(kind, "ddp")
+    return {"engine": engine, "world_size": accelerator.num_processes}
 
 
 def train(job) -> TrainResult:
