@@ -1,4 +1,5 @@
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, and their processes
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_inputs"
@@ -126,10 +129,16 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def quickstart_run(tiny, tmp_path_factory):
-    """One run with the README quick start's settings, shared by the tests that read its outputs."""
-    out = tmp_path_factory.mktemp("quickstart") / "run"
-    result = mglkit("train", *QUICKSTART, "--output", out, "--samples", "3", "--max-new-tokens", "24")
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    """One run with the README quick start's settings, shared by the tests that read its outputs (and
+    by pytest-xdist's workers: the first trains it, the others wait for it)."""
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    out = shared / "quickstart" / "run"
+    with open(shared / "quickstart.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "training_logs" / "training_stats.json").is_file():
+            result = mglkit("train", *QUICKSTART, "--output", out, "--samples", "3", "--max-new-tokens", "24")
+            assert result.returncode == 0, result.stderr.decode()[-3000:]
     return out
 
 

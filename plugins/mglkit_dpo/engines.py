@@ -281,7 +281,8 @@ def decoder_layers(model, names: set[str]) -> list:
     ``_no_split_modules`` (the blocks transformers never splits across devices)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     names = names or set(getattr(base, "_no_split_modules", None) or ())
-    layers = [m for m in model.modules() if type(m).__name__ in names]
+    # by class and its bases: fully_shard gives a sharded layer a subclass of its own (FSDPMistralDecoderLayer)
+    layers = [m for m in model.modules() if names & {c.__name__ for c in type(m).__mro__}]
     if not layers:
         raise ConfigError(
             f"no decoder layer to shard in {type(base).__name__} (looked for {', '.join(sorted(names)) or 'nothing'})",
