@@ -19,7 +19,8 @@ the GPU (``to_empty``, then initialised there); the tokenizer is mglkit:tiny-ran
 - qlora: a random ~0.2B Mistral saved as a folder, loaded in 4 bits (bitsandbytes) by `mglkit train
   --quantize 4bit`: 5 steps, the adapter saved, loaded again onto a 4-bit base, greedy generation.
 - fsdp, zero2: `accelerate launch --config_file examples/accelerate/... --num_processes 1 -m mglkit
-  train` on that folder, 3 steps: smoke tests of the engines' configs (missing configs are reported).
+  train` on that folder, 3 steps: smoke tests of the engines' configs, fsdp through dpo and trl-dpo
+  (accelerate applies FSDP to TRL's trainer on GPUs only, so this is where it is exercised).
 """
 
 from __future__ import annotations
@@ -194,19 +195,26 @@ def engine(check: Check, part: str) -> dict:
     found = sorted(p for pattern in ENGINE_CONFIGS[part] for p in folder.glob(pattern))
     if not found:
         return {"status": "missing", "why": f"no {part} config in {folder} (is the engines work merged?)"}
-    config, out = found[0], check.tmp / f"engine-{part}"
+    config = found[0]
+    # trl-dpo under FSDP is checked here only: accelerate applies FSDP to TRL's trainer on GPUs alone
+    trainers = ("dpo", "trl-dpo") if part == "fsdp" else ("dpo",)
+    runs = {trainer: engine_run(check, config, trainer, check.tmp / f"engine-{part}-{trainer}") for trainer in trainers}
+    ok = all(r["status"] == "ok" for r in runs.values())
+    return {"status": "ok" if ok else "failed", "config": str(config.relative_to(ROOT)), "trainers": runs}
+
+
+def engine_run(check: Check, config: Path, trainer: str, out: Path) -> dict:
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--num_processes",
-              "1", "-m", "mglkit", "train", "--trainer", "dpo", "--base", str(check.folder()), "--max-steps", "3",
+              "1", "-m", "mglkit", "train", "--trainer", trainer, "--base", str(check.folder()), "--max-steps", "3",
               "--batch-size", "2", "--grad-accum", "1", "--dataset", str(check.pairs(16)), "--eval-split", "0",
               "--skip-validation", "--samples", "0", "--output", str(out), "--precision", "bf16"]  # fmt: skip
     result = subprocess.run(launch, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    report = {"config": str(config.relative_to(ROOT)), "returncode": result.returncode}
     stats_file = out / "training_logs" / "training_stats.json"
     if result.returncode != 0 or not stats_file.is_file():
-        return {"status": "failed", **report, "error": result.stderr[-2000:]}
+        return {"status": "failed", "returncode": result.returncode, "error": result.stderr[-2000:]}
     stats = json.loads(stats_file.read_text())
-    recorded = {k: stats[k] for k in ("engine", "world_size") if k in stats}
-    return {"status": "ok", **report, **recorded, "losses": [round(r["loss"], 4) for r in metrics(out)]}
+    recorded = {k: stats[k] for k in ("engine", "world_size", "parameter_bytes_per_process") if k in stats}
+    return {"status": "ok", **recorded, "losses": [round(r["loss"], 4) for r in metrics(out)]}
 
 
 def mglkit(*args) -> subprocess.CompletedProcess:

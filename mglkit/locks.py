@@ -71,13 +71,18 @@ def _holder(fd: int) -> str:
 
 
 def held(path: Path) -> bool:
-    """Whether a live process holds the lock at ``path`` (read from the process id it wrote; probing
-    with flock could make a writer trying at that instant fail)."""
+    """Whether a live process holds the lock at ``path``."""
+    return holder(path) is not None
+
+
+def holder(path: Path) -> int | None:
+    """The live process holding the lock at ``path``, if any (read from the process id it wrote;
+    probing with flock could make a writer trying at that instant fail)."""
     try:
         pid = path.read_text().strip()
     except OSError:
-        return False
-    return pid.isdigit() and alive(int(pid))
+        return None
+    return int(pid) if pid.isdigit() and alive(int(pid)) else None
 
 
 def release_lock(fd: int, path: Path) -> None:

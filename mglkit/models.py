@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # mglkit shows its own progress
+    _quiet_deepspeed()
     options = options or ModelOptions()
     source = find_model_source(name, pm)
     if options.quantize:
@@ -75,6 +77,16 @@ def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple
     if options.device_type != "cpu" and not options.keep_on_cpu and getattr(model, "hf_device_map", None) is None:
         model.to(options.device_type)
     return model, tokenizer
+
+
+def _quiet_deepspeed() -> None:
+    """accelerate imports DeepSpeed (mglkit[deepspeed]) whenever a model is saved; on a machine without
+    a GPU it then prints "Setting accelerator to CPU" on standard output (into --json output) unless
+    told which accelerator there is."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def _load_hf(name: str, options: ModelOptions):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import ConfigError, MglkitError
-from .locks import acquire_lock, alive, exchange, release_lock, umask
+from .locks import BusyError, acquire_lock, alive, exchange, holder, release_lock, umask
 
 MARKER = ".mglkit.json"
 # what identified each kind of folder before the marker existed
@@ -221,6 +221,10 @@ class OutputFolder:
             self.mode, self.build = "new", path
             return
         marker = read_marker(path)
+        maker = holder(lock_path(path)) if marker is None and self._lock is None else None
+        if maker is not None:  # another mglkit process is making it: its marker may not be written yet
+            hint = "wait for it to finish, or choose another output"
+            raise BusyError(f"{path} is in use by process {maker}", hint=hint)
         if marker is None:
             shown = ", ".join(sorted(p.name for p in path.iterdir())[:5])
             raise ConfigError(
