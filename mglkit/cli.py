@@ -122,6 +122,9 @@ class _Group(click.Group):
 
     def _outcome(self, args, prog_name, **extra) -> int:
         try:
+            from .distributed import watch_from_start
+
+            watch_from_start()
             result = super().main(args, prog_name, standalone_mode=False, **extra)
             return result if isinstance(result, int) else 0
         except click.ClickException as exc:

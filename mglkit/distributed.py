@@ -11,6 +11,7 @@ instead of waiting in a collective for a peer that is gone.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -46,11 +47,38 @@ def is_main() -> bool:
 def requested_engine() -> str:
     """The engine the launcher's configuration asks for: ``accelerate launch --config_file`` sets
     ACCELERATE_USE_DEEPSPEED or ACCELERATE_USE_FSDP; several processes without either are DDP."""
+    if os.environ.get("ACCELERATE_USE_MEGATRON_LM", "").lower() == "true":
+        raise ConfigError("the launcher asks for Megatron-LM, which mglkit does not run",
+                          hint="use a config of examples/accelerate/: DDP, FSDP2 or DeepSpeed ZeRO")  # fmt: skip
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
         return "deepspeed"
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
         return "fsdp"
     return "ddp" if world_size() > 1 else "none"
+
+
+def resolved_precision(precision: str, device_type: str | None = None) -> str:
+    """``--precision auto`` as a run on this machine resolves it: bf16 where supported, else fp16 on a
+    GPU, fp32 on the CPU."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    device_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device_type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def quiet_deepspeed() -> None:
+    """accelerate imports DeepSpeed (mglkit[deepspeed]) whenever a model is saved; on a machine without
+    a GPU it then prints "Setting accelerator to CPU" on standard output (into --json output) unless
+    told which accelerator there is."""
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)  # CUDA, XPU, MPS...: DeepSpeed finds its own
+    if not (accelerator.is_available() if accelerator else torch.cuda.is_available()):
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def check_engine(asked: str, active: str, trainer: str, why: str = "") -> None:
@@ -101,7 +129,9 @@ def join_group() -> None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         if "MASTER_ADDR" in os.environ:
             dist.init_process_group(backend)
-        else:
+        else:  # DeepSpeed reads the launcher's variables even for one process
+            for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
+                os.environ.setdefault(name, value)
             dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
     _Watch.begin()
 
@@ -112,6 +142,14 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def watch_from_start() -> None:
+    """Under a launcher whose agent already holds the store (torchrun, accelerate launch), watch for
+    another process's failure from the start: a process that fails before the group is formed (a
+    machine without the data) must not leave the others waiting to form it."""
+    if world_size() > 1 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true":
+        _Watch.begin()
 
 
 def report_failure(code: int, message: str, hint: str | None) -> None:
@@ -133,6 +171,7 @@ class _Watch(threading.Thread):
         attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # a restarted group starts afresh
         self.key, self.count = f"mglkit/failure/{attempt}", f"mglkit/failures/{attempt}"
         self.failing = False
+        self.stopping = threading.Event()
 
     @classmethod
     def begin(cls) -> None:
@@ -142,12 +181,21 @@ class _Watch(threading.Thread):
 
         from torch.distributed import TCPStore
 
-        # a client of its own: the process group's store stays the main thread's
-        store = TCPStore(
-            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=30)
-        )
+        try:  # a client of its own: the process group's store stays the main thread's
+            store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                             timeout=timedelta(seconds=30))  # fmt: skip
+        except (RuntimeError, ValueError) as exc:
+            where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+            hint = "check MASTER_ADDR and MASTER_PORT, and that the main machine is up"
+            raise ConfigError(f"cannot reach the launcher's store at {where}: {exc}", hint=hint) from None
         cls.current = cls(store)
         cls.current.start()
+        # let go of the store before the interpreter ends: a thread still inside it aborts the process
+        atexit.register(cls.current.stop)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
 
     def publish(self, code: int, message: str, hint: str | None) -> None:
         with self.lock:
@@ -160,10 +208,7 @@ class _Watch(threading.Thread):
                 pass
 
     def run(self) -> None:
-        import time
-
-        while True:
-            time.sleep(POLL_SECONDS)
+        while not self.stopping.wait(POLL_SECONDS):
             try:
                 if not self.store.check([self.key]):
                     continue
@@ -200,6 +245,15 @@ def device_map():
     """Where a hub model is loaded on GPUs: spread over all of them for one process, whole on this
     process's own GPU when a launcher started several (each holds a copy)."""
     return {"": local_rank()} if world_size() > 1 else "auto"
+
+
+def barrier() -> None:
+    """Wait until every process is here."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        join_group()
+        dist.barrier()
 
 
 def broadcast(value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ class ModelOptions:
     trust_remote_code: bool = False
     quantize: str | None = None  # "4bit"
     keep_on_cpu: bool = False  # a sharding engine (FSDP, DeepSpeed) moves each process's shard itself
+    spread: bool = False  # over all the machine's GPUs even under a launcher (a sharded run's outputs)
 
     @property
     def device_type(self) -> str:
@@ -33,13 +33,7 @@ class ModelOptions:
     @property
     def resolved_precision(self) -> str:
         """auto: bf16 where supported, else fp16 on GPU, fp32 on CPU."""
-        import torch
-
-        if self.precision != "auto":
-            return self.precision
-        if self.device_type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return distributed.resolved_precision(self.precision, self.device_type)
 
     @property
     def dtype(self):
@@ -59,7 +53,7 @@ def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # mglkit shows its own progress
-    _quiet_deepspeed()
+    distributed.quiet_deepspeed()
     options = options or ModelOptions()
     source = find_model_source(name, pm)
     if options.quantize:
@@ -79,22 +73,12 @@ def load_model(name: str, options: ModelOptions | None = None, pm=None) -> tuple
     return model, tokenizer
 
 
-def _quiet_deepspeed() -> None:
-    """accelerate imports DeepSpeed (mglkit[deepspeed]) whenever a model is saved; on a machine without
-    a GPU it then prints "Setting accelerator to CPU" on standard output (into --json output) unless
-    told which accelerator there is."""
-    import torch
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-
-
 def _load_hf(name: str, options: ModelOptions):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"dtype": options.dtype, "trust_remote_code": options.trust_remote_code}
     if options.device_type == "cuda" and not options.keep_on_cpu:
-        kwargs["device_map"] = distributed.device_map()
+        kwargs["device_map"] = "auto" if options.spread else distributed.device_map()
     if options.quantize == "4bit":
         kwargs["quantization_config"] = _four_bit(options)
     with _loading(name):
@@ -133,15 +117,6 @@ def _loading(name: str):
             f"cannot load model '{name}': {str(exc).splitlines()[0]}",
             hint="check the model folder's config and weights",
         ) from None
-
-
-def _device_map():
-    """One process: the model spread over every GPU it needs. One of several (DDP): its own GPU."""
-    import torch
-
-    from . import distributed
-
-    return {"": torch.cuda.current_device()} if distributed.world_size() > 1 else "auto"
 
 
 def _four_bit(options: ModelOptions):

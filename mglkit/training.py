@@ -60,11 +60,12 @@ def check_scheduler(name: str) -> None:
         raise ConfigError(f"--scheduler: '{name}' is not a transformers scheduler", hint="one of " + ", ".join(known))
 
 
-def _check_output(folder: OutputFolder, config: TrainConfig) -> None:
-    """The output folder's rules, and that there is something to --resume (main process only)."""
+def _check_output(folder: OutputFolder, config: TrainConfig, trainer, options) -> None:
+    """The output folder's rules, and that there is something to --resume that this launch can resume
+    (main process only)."""
     folder.check()
     if config.resume is not None:
-        resume_point(config, folder.build)
+        trainer.check_resume(resume_point(config, folder.build), options, config)
 
 
 def resume_point(config: TrainConfig, output: Path) -> Path | None:
@@ -121,7 +122,7 @@ def train(config: TrainConfig, pm=None, overwrite: bool = False) -> dict:
     folder = OutputFolder(
         config.output, "run", overwrite=overwrite, resume=config.resume is not None, inputs=_local_data(source)
     )
-    distributed.on_main(lambda: _check_output(folder, config))
+    distributed.on_main(lambda: _check_output(folder, config, trainer, options))
     prepared = prepare(config, trainer, options, source, pm)
     if config.dry_run:
         return prepared.plan
@@ -207,10 +208,13 @@ def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
             base_identity=base_identity(config.base, prepared.model, pm),
         )
         result = prepared.trainer.train(job)
+        if result.model is None:  # sharded: every process lets go of its part before the base comes back
+            job.model = prepared.model = None
+            _release_memory()
+            distributed.barrier()
         if not result.is_main:
             return {}
         if result.model is None:
-            job.model = prepared.model = None  # the sharded model's memory, before the base comes back
             result.model = whole_model(prepared, job.lora, result.last_adapter, pm)
         stats = write_outputs(run, prepared, result, pm)
     run.dir = folder.path  # a replacement was built beside and is now swapped into place
@@ -219,19 +223,24 @@ def _run(prepared: Prepared, pm, folder: OutputFolder) -> dict:
 
 
 def whole_model(prepared: Prepared, lora, adapter: dict, pm):
-    """A sharded run's model, whole in the main process: the base loaded again, the adapter put on it."""
+    """A sharded run's model, whole in the main process: the base loaded again (over all the machine's
+    GPUs: it may not fit on one), the adapter put on it."""
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    options = dataclasses.replace(prepared.model_options, keep_on_cpu=False, spread=True)
+    model = get_peft_model(load_model(prepared.config.base, options, pm)[0], lora)
+    set_peft_model_state_dict(model, adapter)
+    return model.eval()
+
+
+def _release_memory() -> None:
     import gc
 
     import torch
-    from peft import get_peft_model, set_peft_model_state_dict
 
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    options = dataclasses.replace(prepared.model_options, keep_on_cpu=False)
-    model = get_peft_model(load_model(prepared.config.base, options, pm)[0], lora)
-    set_peft_model_state_dict(model, adapter)
-    return model.eval()
 
 
 def save_adapter(model, folder: Path, tokenizer, state: dict | None = None) -> None:

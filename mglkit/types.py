@@ -178,6 +178,9 @@ class Trainer(Protocol):
     def check(self, options, config) -> None:
         """Raise ConfigError for a combination of settings this trainer cannot run (before anything runs)."""
 
+    def check_resume(self, checkpoint, options, config) -> None:
+        """Raise for a checkpoint folder this launch cannot resume (another engine...), before anything is written."""
+
     def describe(self, options) -> str:
         """The method in one line for the model card, e.g. "DPO, sigmoid loss, beta 0.1"."""
         return self.method

@@ -93,9 +93,11 @@ def stats(run) -> dict:
     return json.loads((run / "training_logs" / "training_stats.json").read_text())
 
 
-def assert_same_training(run, reference, adapter_tolerance=3e-5):
-    """Per-step losses and rewards equal (fp32, 1e-5), and the saved adapter. The adapter is held to
-    3e-5: averaging two halves' gradients already moves one Adam step of DDP by 1.05e-5."""
+def assert_same_training(run, reference):
+    """Per-step losses and rewards equal (fp32, 1e-5), and the saved adapter to 0.1 % of each tensor's
+    norm. Not elementwise to 1e-5: the summation order of a gradient average moves a few near-zero
+    gradients, which Adam divides by their own size, so one element of DDP's adapter already differs
+    from one process's by 1.05e-5 (0.0005 % of the norm); a wrong average or a lost step is 10-100 %."""
     ours, theirs = train_rows(run), train_rows(reference)
     assert [m["step"] for m in ours] == [m["step"] for m in theirs] == [1, 2, 3, 4]
     for a, b in zip(ours, theirs, strict=True):
@@ -104,7 +106,7 @@ def assert_same_training(run, reference, adapter_tolerance=3e-5):
     mine, whole = adapter_tensors(run), adapter_tensors(reference)
     assert mine.keys() == whole.keys()
     for name, tensor in whole.items():
-        assert (tensor - mine[name]).abs().max().item() < adapter_tolerance, name
+        assert ((tensor - mine[name]).norm() / tensor.norm()).item() < 1e-3, name
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +119,15 @@ def fsdp_run(one_process, data, test_plugin, tmp_path_factory):
     killed = launch(fsdp, *args, env={"PYTHONPATH": str(test_plugin), "KILL_AT_STEP": "2"})
     assert killed.returncode != 0 and (out / "checkpoints" / "step-2").is_dir()
     assert not (out / "adapter_model.safetensors").exists()
+    before = tree(out)
     refused = mglkit("train", *args, "--resume")
+    assert tree(out) == before  # refused before anything was written
     launch_ok(fsdp, *args, "--resume")
     return out, refused
+
+
+def tree(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_fsdp_trains_as_one_process_with_half_the_parameters_each(fsdp_run, one_process):
@@ -135,7 +143,8 @@ def test_fsdp_trains_as_one_process_with_half_the_parameters_each(fsdp_run, one_
 def test_an_fsdp_checkpoint_resumes_under_fsdp_only(fsdp_run):
     run, refused = fsdp_run
     assert refused.returncode == 2 and b"Traceback" not in refused.stderr, refused.stderr.decode()
-    assert f"checkpoint {run / 'checkpoints' / 'step-2'} was written under fsdp".encode() in refused.stderr
+    said = f"checkpoint {run / 'checkpoints' / 'step-2'} was written under fsdp (fsdp) over 2 processes; "
+    assert (said + "this launch is one process").encode() in refused.stderr
 
 
 SHARDING_PROBE = """
@@ -235,6 +244,57 @@ def test_two_machines_on_loopback_train_as_one_process(one_process, data, tmp_pa
     assert (stats(out)["engine"], stats(out)["world_size"]) == ("ddp", 2)
 
 
+def test_a_machine_that_fails_before_the_group_forms_ends_the_other(one_process, data, tmp_path):
+    """The second machine lacks the data: it fails before the process group exists, and the first,
+    waiting to form it, ends too instead of waiting for the group's 30-minute timeout."""
+    (tmp_path / "main").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "main" / "pairs.jsonl").write_bytes((data / "eight.jsonl").read_bytes())
+    port, started = free_port(), time.monotonic()
+    machines = [
+        subprocess.Popen(
+            [
+                *LAUNCH,
+                "--multi_gpu",
+                "--num_processes",
+                "2",
+                "--num_machines",
+                "2",
+                "--machine_rank",
+                str(rank),
+                "--main_process_ip",
+                "127.0.0.1",
+                "--main_process_port",
+                str(port),
+                "--mixed_precision",
+                "no",
+                "--dynamo_backend",
+                "no",
+                "-m",
+                "mglkit",
+                "train",
+                *STEPS,
+                "--dataset",
+                "pairs.jsonl",
+                "--batch-size",
+                "2",
+                "--output",
+                str(tmp_path / "run"),
+            ],
+            cwd=tmp_path / where,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for rank, where in ((0, "main"), (1, "other"))
+    ]
+    errors = [machine.communicate(timeout=120)[1].decode() for machine in machines]
+    assert time.monotonic() - started < 60, errors  # start-up included
+    assert all(machine.returncode != 0 for machine in machines), errors
+    said = "--dataset pairs.jsonl: no such file or folder"
+    assert f"mglkit: error: {said}" in errors[1] and f"mglkit: error: {said} (process 1 of 2 failed)" in errors[0]
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_failing_process_ends_every_process_with_its_message(tiny, data, test_plugin, tmp_path):
     started = time.monotonic()
     result = launch(DDP, "--trainer", "dpo", "--base", "mglkit:tiny", "--dataset", data / "pairs.jsonl",
@@ -251,17 +311,24 @@ def test_a_failing_process_ends_every_process_with_its_message(tiny, data, test_
     assert not (tmp_path / "run").exists()
 
 
+FSDP2 = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}
+
+
 @pytest.mark.parametrize(
     ("trainer", "env", "says"),
     [
         ("trl-dpo", {"ACCELERATE_USE_FSDP": "true"}, "the launcher asks for fsdp, but trl-dpo would run ddp"),
         ("trl-grpo", {"ACCELERATE_USE_DEEPSPEED": "true"}, "asks for deepspeed, but trl-grpo would run ddp"),
         ("dpo", {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"}, "the dpo trainer runs FSDP2"),
+        ("dpo", {**FSDP2, "FSDP_AUTO_WRAP_POLICY": "SIZE_BASED_WRAP"}, "shards per decoder layer"),
+        ("dpo", {**FSDP2, "FSDP_ACTIVATION_CHECKPOINTING": "true"}, "sets fsdp_activation_checkpointing, which"),
+        ("dpo", {**FSDP2, "FSDP_RESHARD_AFTER_FORWARD": "SHARD_GRAD_OP"}, "FSDP2 takes true or false"),
         (
             "dpo",
-            {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_AUTO_WRAP_POLICY": "SIZE_BASED_WRAP"},
-            "shards per decoder layer",
-        ),  # fmt: skip
+            {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true"},
+            "sets zero3_init_flag",
+        ),
+        ("dpo", {"ACCELERATE_USE_MEGATRON_LM": "true"}, "asks for Megatron-LM, which mglkit does not run"),
     ],
 )
 def test_an_engine_that_would_not_run_as_asked_is_refused(trainer, env, says, tmp_path):
@@ -269,6 +336,38 @@ def test_an_engine_that_would_not_run_as_asked_is_refused(trainer, env, says, tm
     assert result.returncode == 2, result.stderr.decode()
     assert says in result.stderr.decode()
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({}, None),  # accelerate inserts a gradient_accumulation_steps of 1: not the user's, no contradiction
+        ({"gradient_accumulation_steps": "auto", "bf16": {"enabled": "auto"}}, None),
+        ({"gradient_accumulation_steps": 4}, "sets gradient_accumulation_steps to 4; mglkit's settings make it 8"),
+        ({"fp16": {"enabled": True}}, "sets fp16.enabled to True; mglkit's settings make it False"),
+        ({"scheduler": {"type": "WarmupLR", "params": {"warmup_num_steps": "auto"}}}, "has a scheduler section"),
+        ({"optimizer": {"type": "AdamW"}}, "has a optimizer section"),
+    ],
+)
+def test_a_deepspeed_config_file_says_only_what_it_says(given, says, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from mglkit_dpo.zero import deepspeed_config
+
+    from mglkit import ConfigError
+
+    config = tmp_path / "ds.json"
+    config.write_text(json.dumps({"zero_optimization": {"stage": 2}, **given}))
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(config))
+    settings = SimpleNamespace(batch_size=2, grad_accum=8, max_grad_norm=1.0)
+    if says is None:
+        made = deepspeed_config(settings, "fp32", 2)
+        assert (made["gradient_accumulation_steps"], made["train_batch_size"]) == (8, 32)
+        assert made["bf16"] == made["fp16"] == {"enabled": False}
+    else:
+        with pytest.raises(ConfigError, match=says):
+            deepspeed_config(settings, "fp32", 2)
 
 
 def test_a_deepspeed_config_that_contradicts_the_settings_is_refused(tmp_path):

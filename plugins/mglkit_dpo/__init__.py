@@ -33,6 +33,12 @@ class DPOTrainer(Trainer):
 
         check(config)
 
+    def check_resume(self, checkpoint, options, config) -> None:
+        from .checkpoints import check_engine
+        from .engines import check
+
+        check_engine(checkpoint, check(config))
+
     def describe(self, options) -> str:
         return f"DPO, {options.loss} loss, beta {options.beta:g}"
 

@@ -69,15 +69,20 @@ def load_checkpoint(folder, engine, model, optimizer, scheduler, state_class):
 
 
 def check_engine(folder, running: dict) -> None:
-    """Optimizer state is kept as the engine keeps it: resume under the same engine (checkpoints
-    written before engines were recorded are plain ones)."""
+    """Optimizer state is kept as the engine keeps it, and the batches a step saw depend on the number
+    of processes: resume under the same engine and process count (checkpoints written before engines
+    were recorded are plain ones, of any count)."""
     path = folder / "engine.json"
-    written = json.loads(path.read_text()) if path.is_file() else {"engine": "ddp", "format": "plain"}
-    partitioned = running["format"].startswith("deepspeed")  # ZeRO keeps one partition per process
-    if written["format"] != running["format"] or (partitioned and written.get("world_size") != running["world_size"]):
-        was = f"{written['engine']} ({written['format']}, {written.get('world_size', '?')} processes)"
-        now = f"{running['engine']} ({running['format']}, {running['world_size']} processes)"
+    written = json.loads(path.read_text()) if path.is_file() else {"engine": "none", "format": "plain"}
+    same_count = written.get("world_size", running["world_size"]) == running["world_size"]
+    if written["format"] != running["format"] or not same_count:
         raise UnusableInputError(
-            f"checkpoint {folder} was written under {was}; this run is {now}",
+            f"checkpoint {folder} was written under {_said(written)}; this launch is {_said(running)}",
             hint="resume with the launch the run started with (the same accelerate config and process count)",
         )
+
+
+def _said(engine: dict) -> str:
+    count = engine.get("world_size")
+    processes = "one process" if count == 1 else f"{count} processes" if count else "processes"
+    return processes if engine["format"] == "plain" else f"{engine['engine']} ({engine['format']}) over {processes}"

@@ -23,15 +23,19 @@ import torch
 from mglkit import ConfigError, distributed, sharding
 
 
-def check(config) -> None:
-    """The engine the launcher asks for can run these settings (before anything is written)."""
-    asked = distributed.requested_engine()
+def check(config) -> dict:
+    """The engine the launcher asks for can run these settings (before anything is written); what its
+    checkpoints record (``Engine.describe``)."""
+    asked, world = distributed.requested_engine(), distributed.world_size()
     if asked == "fsdp":
         FSDP.check(config)
-    elif asked == "deepspeed":
+    if asked == "deepspeed":
         from .zero import deepspeed_config
 
-        deepspeed_config(config, config.precision, distributed.world_size())
+        ds = deepspeed_config(config, distributed.resolved_precision(config.precision), world)
+        stage = int(ds.get("zero_optimization", {}).get("stage", 0))
+        return {"engine": asked, "format": f"deepspeed-zero{stage}", "world_size": world, "zero_stage": stage}
+    return {"engine": asked, "format": "fsdp" if asked == "fsdp" else "plain", "world_size": world}
 
 
 def start(job) -> Engine:
@@ -207,13 +211,17 @@ class FSDP(Engine):
 
     def __init__(self, job):
         super().__init__(job)
-        _no_fp16(job.precision)  # "auto" became fp16 on a GPU without bf16
         self.reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() != "false"
         self.offload = os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true"
         self.layer_classes = {c.strip() for c in os.environ.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "").split(",") if c}
 
     @staticmethod
     def check(config) -> None:
+        _refuse_unapplied(UNAPPLIED_FSDP)
+        reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true")
+        if reshard.lower() not in ("true", "false"):
+            raise ConfigError(f"fsdp_reshard_after_forward is {reshard}; FSDP2 takes true or false",
+                              hint="true frees each layer after its forward (less memory), false keeps it")  # fmt: skip
         version = os.environ.get("FSDP_VERSION", "1")
         policy = os.environ.get("FSDP_AUTO_WRAP_POLICY", "TRANSFORMER_BASED_WRAP")
         if version != "2":
@@ -222,7 +230,7 @@ class FSDP(Engine):
         if policy != "TRANSFORMER_BASED_WRAP":
             raise ConfigError(f"the dpo trainer shards per decoder layer; the config asks for {policy}",
                               hint="set fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP")  # fmt: skip
-        _no_fp16(config.precision)
+        _no_fp16(distributed.resolved_precision(config.precision))
 
     def shard(self, model):
         from torch.distributed.device_mesh import init_device_mesh
@@ -268,6 +276,24 @@ class FSDP(Engine):
     @staticmethod
     def trainable_names(model) -> list[str]:
         return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+# accelerate config entries the dpo trainer does not apply (their variables as `accelerate launch` sets
+# them), with what to use instead: refused rather than quietly ignored
+UNAPPLIED_FSDP = {
+    "FSDP_ACTIVATION_CHECKPOINTING": ("fsdp_activation_checkpointing", "use --gradient-checkpointing"),
+    "FSDP_CPU_RAM_EFFICIENT_LOADING": ("fsdp_cpu_ram_efficient_loading", "every process loads the whole base"),
+}
+UNAPPLIED_DEEPSPEED = {
+    "ACCELERATE_DEEPSPEED_ZERO3_INIT": ("zero3_init_flag", "every process loads the whole base, then ZeRO-3 shards it"),
+}
+
+
+def _refuse_unapplied(entries: dict) -> None:
+    for variable, (entry, instead) in entries.items():
+        if os.environ.get(variable, "false").lower() == "true":
+            raise ConfigError(f"the accelerate config sets {entry}, which the dpo trainer does not apply",
+                              hint=f"set it to false ({instead})")  # fmt: skip
 
 
 def _no_fp16(precision: str) -> None:

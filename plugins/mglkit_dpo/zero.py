@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 
 import torch
 
-from mglkit import ConfigError
+from mglkit import ConfigError, distributed
 
-from .engines import Engine
+from .engines import UNAPPLIED_DEEPSPEED, Engine, _refuse_unapplied
 
 
 class DeepSpeed(Engine):
@@ -92,8 +93,10 @@ class DeepSpeed(Engine):
 
 def deepspeed_config(cfg, precision: str, world: int) -> dict:
     """The launcher's DeepSpeed config (its file, or the fields of the accelerate config), with the
-    values mglkit's settings decide filled in where it says "auto" or nothing (the precision once
-    resolved: "auto" leaves it to the run)."""
+    values mglkit's settings decide filled in where it says "auto" or nothing (``precision`` resolved:
+    bf16, fp16 or fp32)."""
+    _refuse_unapplied(UNAPPLIED_DEEPSPEED)
+    distributed.quiet_deepspeed()
     try:
         import deepspeed  # noqa: F401
     except ImportError:
@@ -102,6 +105,12 @@ def deepspeed_config(cfg, precision: str, world: int) -> dict:
     from accelerate.utils import DeepSpeedPlugin
 
     config = copy.deepcopy(DeepSpeedPlugin().deepspeed_config)
+    given = _given(copy.deepcopy(config))
+    for section, instead in (("optimizer", "--learning-rate and --weight-decay"),
+                             ("scheduler", "--scheduler and --warmup-ratio")):  # fmt: skip
+        if section in given:
+            raise ConfigError(f"the DeepSpeed config has a {section} section; the dpo trainer makes its own",
+                              hint=f"remove it: {instead} decide it")  # fmt: skip
     decided = {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
@@ -109,21 +118,39 @@ def deepspeed_config(cfg, precision: str, world: int) -> dict:
         "gradient_clipping": cfg.max_grad_norm or 0.0,
     }
     for key, value in decided.items():
-        _fill(config, key, value, key)
-    for kind in ("bf16", "fp16") if precision != "auto" else ():
-        _fill(config.setdefault(kind, {}), "enabled", precision == kind, f"{kind}.enabled")
+        _fill(config, given, key, value)
+    for kind in ("bf16", "fp16"):
+        _fill(config.setdefault(kind, {}), given.get(kind, {}), "enabled", precision == kind, f"{kind}.")
     config.setdefault("zero_force_ds_cpu_optimizer", False)  # offloading steps mglkit's AdamW on the CPU
     config["steps_per_print"] = math.inf
     return config
 
 
-def _fill(section: dict, key: str, value, where: str) -> None:
-    given = section.get(key, "auto")
-    if given == "auto":
+def _given(made: dict) -> dict:
+    """What the user's DeepSpeed config file says: accelerate adds entries of its own to it (a
+    gradient_accumulation_steps of 1), which must not pass for the user's. Without a file, the
+    config accelerate ``made`` from its own fields ("auto" where they were not given)."""
+    import json
+
+    path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
+    if path == "none":
+        return made
+    try:
+        given = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"deepspeed_config_file {path}: {exc}", hint="give a DeepSpeed JSON config") from None
+    if not isinstance(given, dict):
+        raise ConfigError(f"deepspeed_config_file {path}: not a JSON object", hint="give a DeepSpeed JSON config")
+    return given
+
+
+def _fill(section: dict, given: dict, key: str, value, where: str = "") -> None:
+    said = given.get(key, "auto")
+    if said == "auto":
         section[key] = value
-    elif given != value:
+    elif said != value:
         raise ConfigError(
-            f"the DeepSpeed config sets {where} to {given}; mglkit's settings make it {value}",
+            f"the DeepSpeed config sets {where}{key} to {said}; mglkit's settings make it {value}",
             hint='set it to "auto": --batch-size, --grad-accum, --max-grad-norm and --precision decide it',
         )
 
