@@ -12,6 +12,8 @@ import pytest
 from conftest import ROOT, cli, mglkit
 from test_train import PARITY, adapter_tensors, train_ok, train_rows
 
+pytestmark = pytest.mark.xdist_group("engines")  # its runs are shared by its tests: one worker trains them once
+
 CONFIGS = ROOT / "examples" / "accelerate"
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]
 DDP = ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
