@@ -45,14 +45,7 @@ def local_parameter_bytes(model) -> int:
 
 def parameter_bytes_per_process(model) -> list[int]:
     """Every process's parameter bytes, in rank order (a collective when there are several)."""
-    local = local_parameter_bytes(model)
-    if distributed.world_size() == 1:
-        return [local]
-    import torch.distributed as dist
-
-    everyone: list[int] = [0] * distributed.world_size()
-    dist.all_gather_object(everyone, local)
-    return everyone
+    return distributed.all_gather(local_parameter_bytes(model))
 
 
 def _kind(p) -> str:

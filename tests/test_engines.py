@@ -207,41 +207,32 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_machines_on_loopback_train_as_one_process(one_process, data, tmp_path):
-    out, port = tmp_path / "run", free_port()
-    args = [*STEPS, "--dataset", data / "eight.jsonl", "--batch-size", "2", "--output", out]
-    machines = [
+def two_machines(*args, cwd=(None, None)) -> list:
+    """`accelerate launch` as machines 0 and 1 of two on loopback, one process each, running
+    `mglkit train ARGS` (machine R in ``cwd[R]``); each launcher's exit code and standard error."""
+    port = str(free_port())
+    machine = ["--multi_gpu", "--num_processes", "2", "--num_machines", "2", "--main_process_ip", "127.0.0.1",
+               "--main_process_port", port, "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    launchers = [
         subprocess.Popen(
-            [
-                *LAUNCH,
-                "--multi_gpu",
-                "--num_processes",
-                "2",
-                "--num_machines",
-                "2",
-                "--machine_rank",
-                str(rank),
-                "--main_process_ip",
-                "127.0.0.1",
-                "--main_process_port",
-                str(port),
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "-m",
-                "mglkit",
-                "train",
-                *map(str, args),
-            ],
+            [*LAUNCH, *machine, "--machine_rank", str(rank), "-m", "mglkit", "train", *map(str, args)],
+            cwd=cwd[rank],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-        )  # fmt: skip
+        )
         for rank in (0, 1)
     ]
-    outcomes = [machine.communicate(timeout=600) for machine in machines]
-    for machine, (_, err) in zip(machines, outcomes, strict=True):
-        assert machine.returncode == 0, err.decode()[-3000:]
+    outcomes = []
+    for launcher in launchers:
+        err = launcher.communicate(timeout=600)[1].decode()
+        outcomes.append((launcher.returncode, err))
+    return outcomes
+
+
+def test_two_machines_on_loopback_train_as_one_process(one_process, data, tmp_path):
+    out = tmp_path / "run"
+    for code, err in two_machines(*STEPS, "--dataset", data / "eight.jsonl", "--batch-size", "2", "--output", out):
+        assert code == 0, err[-3000:]
     assert_same_training(out, one_process)
     assert (stats(out)["engine"], stats(out)["world_size"]) == ("ddp", 2)
 
@@ -252,46 +243,12 @@ def test_a_machine_that_fails_before_the_group_forms_ends_the_other(one_process,
     (tmp_path / "main").mkdir()
     (tmp_path / "other").mkdir()
     (tmp_path / "main" / "pairs.jsonl").write_bytes((data / "eight.jsonl").read_bytes())
-    port, started = free_port(), time.monotonic()
-    machines = [
-        subprocess.Popen(
-            [
-                *LAUNCH,
-                "--multi_gpu",
-                "--num_processes",
-                "2",
-                "--num_machines",
-                "2",
-                "--machine_rank",
-                str(rank),
-                "--main_process_ip",
-                "127.0.0.1",
-                "--main_process_port",
-                str(port),
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "-m",
-                "mglkit",
-                "train",
-                *STEPS,
-                "--dataset",
-                "pairs.jsonl",
-                "--batch-size",
-                "2",
-                "--output",
-                str(tmp_path / "run"),
-            ],
-            cwd=tmp_path / where,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for rank, where in ((0, "main"), (1, "other"))
-    ]
-    errors = [machine.communicate(timeout=120)[1].decode() for machine in machines]
+    started = time.monotonic()
+    machines = two_machines(*STEPS, "--dataset", "pairs.jsonl", "--batch-size", "2", "--output", tmp_path / "run",
+                            cwd=(tmp_path / "main", tmp_path / "other"))  # fmt: skip
+    errors = [err for _, err in machines]
     assert time.monotonic() - started < 60, errors  # start-up included
-    assert all(machine.returncode != 0 for machine in machines), errors
+    assert all(code != 0 for code, _ in machines), errors
     said = "--dataset pairs.jsonl: no such file or folder"
     assert f"mglkit: error: {said}" in errors[1] and f"mglkit: error: {said} (process 1 of 2 failed)" in errors[0]
     assert not (tmp_path / "run").exists()
